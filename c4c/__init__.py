@@ -1,0 +1,1 @@
+"""c4c: CLIP4Caption video captioning with a leave-one-out ensemble of decoders."""
