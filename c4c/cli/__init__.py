@@ -5,26 +5,26 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 
 from ..errors import C4CError
 
-# Command modules, in the order `--help` lists them. A module that is missing is skipped so a
-# partial install still serves the commands it has.
-_COMMANDS = ["caption", "decode", "features", "extract", "idf", "import_", "train", "evaluate", "bench", "synth"]
+# Commands are the modules of this package (a trailing "_" avoids a keyword: import_ -> "import");
+# `--help` lists them in this order first, then any others alphabetically.
+_ORDER = ["caption", "decode", "features", "extract", "idf", "import_", "train", "evaluate", "build_zoo", "synth", "bench"]
+
+
+def _command_modules() -> list[str]:
+    found = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
+    return [n for n in _ORDER if n in found] + sorted(found - set(_ORDER))
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m c4c", description="CLIP4Caption: caption videos with an ensemble of decoders.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in _COMMANDS:
-        try:
-            mod = importlib.import_module(f".{name}", __name__)
-        except ModuleNotFoundError as e:
-            if e.name and e.name.startswith(__name__):
-                continue
-            raise
-        mod.add_parser(sub)
+    for name in _command_modules():
+        importlib.import_module(f".{name}", __name__).add_parser(sub)
     return parser
 
 
