@@ -1,0 +1,182 @@
+"""Video file -> CaptionResult: the whole CLIP4Caption inference path over one model zoo.
+
+frames (1 fps, <= max_frames) -> CLIP preprocessing -> backbone embeddings (n, E) -> every decoder's
+beam search -> leave-one-out ensemble -> CaptionResult. Models are loaded once (`Zoo`) and only
+read afterwards, so one Pipeline serves concurrent requests; each call keeps its state local.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import InputError
+from .result import METRIC_NAMES, CaptionResult, ModelCaption
+
+__all__ = ["CaptionSettings", "Pipeline", "pick_device"]
+
+Progress = Callable[[float, str], None]  # (fraction done, stage description)
+
+
+@dataclass(frozen=True)
+class CaptionSettings:
+    metric: str = "cider"            # the metric whose leave-one-out score picks the winner
+    beam: int = 5                    # beam width; 1 = greedy
+    max_frames: int = 20             # cap on sampled seconds fed to the decoders (uniform subsample)
+    decoders: tuple[str, ...] | None = None  # names of the participating decoders; None = all
+    fps_mode: str = "exact"          # "exact" (t = 0, 1, 2 s) or "reference" (int-truncated fps, SPEC 1.1)
+    max_words: int | None = None     # cap on generated tokens; None = each decoder's own setting
+    max_duration_s: float | None = None  # refuse longer videos (the app sets this)
+
+    def check(self, available: list[str]) -> None:
+        if self.metric not in METRIC_NAMES:
+            raise InputError(f"unknown metric {self.metric!r}; choose one of {', '.join(METRIC_NAMES)}")
+        if not 1 <= self.beam <= 20:
+            raise InputError(f"beam size must be between 1 and 20, got {self.beam}")
+        if not 1 <= self.max_frames <= 512:
+            raise InputError(f"max_frames must be between 1 and 512, got {self.max_frames}")
+        if self.fps_mode not in ("exact", "reference"):
+            raise InputError(f"fps_mode must be 'exact' or 'reference', got {self.fps_mode!r}")
+        if self.decoders is not None:
+            unknown = [d for d in self.decoders if d not in available]
+            if unknown:
+                raise InputError(f"unknown decoder(s) {unknown}; this zoo has {available}")
+            if len(self.decoders) < 2:
+                raise InputError("choose at least 2 decoders (3 or more for a meaningful vote)")
+
+
+def pick_device(device: str = "auto") -> str:
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Pipeline:
+    """All of c4c's inference over one zoo. Build once, call `caption()` many times."""
+
+    def __init__(self, zoo, feature_cache=None):
+        self.zoo = zoo
+        self.device = zoo.device
+        self.cache = feature_cache
+
+    @classmethod
+    def from_zoo(cls, folder: str | Path | None = None, device: str = "auto", cache_size: int = 32) -> "Pipeline":
+        from .feature_cache import FeatureCache
+        from .zoo import Zoo, default_zoo_dir
+        zoo = Zoo(folder or default_zoo_dir(), device=pick_device(device))
+        return cls(zoo, FeatureCache(cache_size) if cache_size else None)
+
+    def features(self, video: str | Path, settings: CaptionSettings, timings: dict[str, float] | None = None):
+        """(SampledFrames, float32 (n, E) embeddings) for a video, through the cache when one is set."""
+        from .frames import sample_frames
+        from .preprocess import preprocess
+        timings = {} if timings is None else timings
+        t = time.perf_counter()
+        digest = file_sha256(video) if Path(video).is_file() else ""
+        timings["hash"] = time.perf_counter() - t
+        key = (digest, settings.max_frames, settings.fps_mode, settings.max_duration_s)
+        if self.cache is not None and digest and (hit := self.cache.get(key)) is not None:
+            timings.update(decode=0.0, preprocess=0.0, backbone=0.0)
+            return hit
+        t = time.perf_counter()
+        frames = sample_frames(video, max_frames=settings.max_frames, fps_mode=settings.fps_mode,
+                               max_duration_s=settings.max_duration_s)
+        timings["decode"] = time.perf_counter() - t
+        t = time.perf_counter()
+        pixels = preprocess(frames.images, size=self.zoo.backbone.image_size)
+        timings["preprocess"] = time.perf_counter() - t
+        t = time.perf_counter()
+        feats = self.zoo.backbone.embed(pixels.to(self.device)).float().cpu().numpy()
+        timings["backbone"] = time.perf_counter() - t
+        if self.cache is not None and digest:
+            self.cache.put(key, (frames, feats))
+        return frames, feats
+
+    def caption_features(self, feats: np.ndarray, settings: CaptionSettings = CaptionSettings(),
+                         progress: Progress | None = None, timings: dict[str, float] | None = None):
+        """Every participating decoder's hypothesis for (n, E) features, then the ensemble vote.
+        Returns (names, hypotheses, EnsembleOutcome)."""
+        from .captioner import prepare_video
+        from .decoding import beam_search, greedy
+        from .ensemble import score_ensemble
+        timings = {} if timings is None else timings
+        names = list(settings.decoders or self.zoo.names)
+        feats_t = torch.as_tensor(np.asarray(feats, dtype=np.float32))
+        if feats_t.ndim != 2 or feats_t.shape[0] == 0:
+            raise InputError(f"features must be a non-empty (n, d) array, got shape {tuple(feats_t.shape)}")
+        hyps = []
+        t = time.perf_counter()
+        for k, name in enumerate(names):
+            if progress:
+                progress(0.5 + 0.4 * k / len(names), f"decoder {name}")
+            model = self.zoo.decoders[name]
+            video, mask = prepare_video(feats_t, model.config)
+            video, mask = video.to(self.device), mask.to(self.device)
+            if settings.beam == 1:
+                hyps.append(greedy(model, video, mask, max_words=settings.max_words)[0])
+            else:
+                hyps.append(beam_search(model, video, mask, beam=settings.beam, max_words=settings.max_words)[0])
+        timings["captioning"] = time.perf_counter() - t
+        if progress:
+            progress(0.9, "ensemble vote")
+        t = time.perf_counter()
+        texts = [self.zoo.tokenizer.decode(h.ids) for h in hyps]
+        outcome = score_ensemble(texts, self.zoo.idf, select=settings.metric)
+        timings["ensemble"] = time.perf_counter() - t
+        return names, hyps, texts, outcome
+
+    def caption_video(self, video: str | Path, settings: CaptionSettings = CaptionSettings(),
+                      progress: Progress | None = None):
+        """(CaptionResult, SampledFrames) for one video file."""
+        settings.check(self.zoo.names)
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        if progress:
+            progress(0.05, "reading frames")
+        frames, feats = self.features(video, settings, timings)
+        names, hyps, texts, outcome = self.caption_features(feats, settings, progress, timings)
+        timings["total"] = time.perf_counter() - t0
+        rank = {i: r + 1 for r, i in enumerate(outcome.ranking)}
+        captions = [ModelCaption(name=n, caption=txt, token_ids=[int(i) for i in h.ids], beam_score=float(h.score),
+                                 loo={m: float(v[i]) for m, v in outcome.loo.items()}, rank=rank[i])
+                    for i, (n, h, txt) in enumerate(zip(names, hyps, texts))]
+        result = CaptionResult(
+            video=str(video),
+            timestamps=[float(x) for x in frames.timestamps],
+            frame_indices=[int(x) for x in frames.indices],
+            captions=captions,
+            winner=int(outcome.winner),
+            metric=settings.metric,
+            tie_break=outcome.tie_break,
+            pairwise={m: [[None if v is None else float(v) for v in row] for row in mat]
+                      for m, mat in outcome.pairwise.items()},
+            idf=self.zoo.idf.describe(),
+            timings={k: round(v, 4) for k, v in timings.items()},
+            settings={**asdict(settings), "decoders": names, "device": self.device},
+            zoo=self.zoo.summary(),
+            video_info={"fps": float(frames.fps), "duration_s": float(frames.duration_s),
+                        "n_frames_total": int(frames.n_frames_total)},
+        )
+        if progress:
+            progress(1.0, "done")
+        return result, frames
+
+    def caption(self, video: str | Path, settings: CaptionSettings = CaptionSettings(),
+                progress: Progress | None = None) -> CaptionResult:
+        """Caption one video file with every (chosen) decoder and return the ensemble's result."""
+        return self.caption_video(video, settings, progress)[0]

@@ -1,0 +1,90 @@
+"""The one result object of a captioning run. The CLI table, the JSON export, the batch JSON lines,
+the app's page and its API all serialise this, so they can never disagree."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["ModelCaption", "CaptionResult", "METRIC_NAMES"]
+
+# Display names of the ensemble metrics, in the order tables list them.
+METRIC_NAMES = {"cider": "CIDEr-D", "bleu4": "BLEU-4", "meteor": "METEOR", "rouge": "ROUGE-L"}
+
+SCHEMA = "c4c.result/1"
+
+
+@dataclass(frozen=True)
+class ModelCaption:
+    """One decoder's caption and how the rest of the ensemble rated it."""
+    name: str                      # decoder name in the zoo manifest
+    caption: str                   # detokenised text
+    token_ids: list[int]           # generated ids after [CLS], up to and including [SEP]
+    beam_score: float              # sum of log-probs of the returned beam (no length penalty)
+    loo: dict[str, float]          # metric -> leave-one-out score S_i (0..1 scale; CIDEr-D 0..10)
+    rank: int                      # 1 = the ensemble's choice under the selecting metric
+
+
+@dataclass(frozen=True)
+class CaptionResult:
+    """Everything about captioning one video: inputs, per-model outputs, the vote and its reasons."""
+    video: str                                   # the source path or name as given
+    timestamps: list[float]                      # seconds of the sampled frames fed to the decoders
+    frame_indices: list[int]                     # their indices in the decoded stream
+    captions: list[ModelCaption]                 # one per participating decoder, in zoo order
+    winner: int                                  # index into `captions`
+    metric: str                                  # the metric that chose the winner
+    tie_break: str                               # the rule used when scores tie
+    pairwise: dict[str, list[list[float | None]]]  # metric -> [i][j]: caption i scored against j alone
+    idf: str                                     # which CIDEr-D document frequencies were used
+    timings: dict[str, float]                    # stage -> seconds
+    settings: dict[str, Any]                     # beam, max_frames, metric, decoders, device, ...
+    zoo: dict[str, Any]                          # zoo name, description, per-model provenance
+    video_info: dict[str, Any] = field(default_factory=dict)  # fps, duration, frame count, sha256
+    schema: str = SCHEMA
+
+    @property
+    def caption(self) -> str:
+        """The ensemble's caption."""
+        return self.captions[self.winner].caption
+
+    @property
+    def winner_name(self) -> str:
+        return self.captions[self.winner].name
+
+    def explain(self) -> str:
+        """One plain-language sentence on why the winner won."""
+        w = self.captions[self.winner]
+        name = METRIC_NAMES.get(self.metric, self.metric)
+        others = sorted((c for i, c in enumerate(self.captions) if i != self.winner),
+                        key=lambda c: -c.loo[self.metric])
+        same = [c.name for c in self.captions if c.caption == w.caption and c is not w]
+        text = (f"{w.name}'s caption won because it agrees best with the other {len(self.captions) - 1} "
+                f"captions: its leave-one-out {name} is {w.loo[self.metric]:.3f}")
+        if others:
+            text += f", ahead of {others[0].name} ({others[0].loo[self.metric]:.3f})"
+        if same:
+            text += f"; {', '.join(same)} produced the very same caption"
+        return text + "."
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["caption"] = self.caption  # convenience copy for consumers that read one field
+        return d
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CaptionResult":
+        d = dict(d)
+        d.pop("caption", None)
+        if d.get("schema", SCHEMA) != SCHEMA:
+            raise ValueError(f"unknown result schema {d.get('schema')!r}, expected {SCHEMA!r}")
+        d["captions"] = [ModelCaption(**c) for c in d["captions"]]
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, text: str) -> "CaptionResult":
+        return cls.from_dict(json.loads(text))
