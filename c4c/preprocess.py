@@ -1,0 +1,79 @@
+"""CLIP image preprocessing, bit-exact with the reference (torchvision transforms on PIL images).
+
+``"c4c"`` (ArrowLuo/CLIP4Clip): bicubic resize of the shorter side to `size` (long side
+``int(size * long / short)``), centre crop `size` x `size` (offsets ``int(round((dim - size) / 2))``),
+then ``(x / 255 - mean) / std`` in float32.
+``"repro"`` (the CLIP4Caption reproduction's extractor): centre-crop to the square of the shorter
+edge first, then the same. Resampling must be Pillow's bicubic: other resamplers differ by a few
+grey levels, which moves embeddings by ~1e-3.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .errors import InputError
+
+__all__ = ["preprocess", "crop_uint8", "normalize", "CLIP_MEAN", "CLIP_STD", "CROPS"]
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+CROPS = ("c4c", "repro")
+
+_MEAN32 = np.asarray(CLIP_MEAN, dtype=np.float32)
+_STD32 = np.asarray(CLIP_STD, dtype=np.float32)
+
+
+def _center_crop(img: Image.Image, h: int, w: int) -> Image.Image:
+    # torchvision F.center_crop: Python round (half to even) of the float offset.
+    top = int(round((img.height - h) / 2.0))
+    left = int(round((img.width - w) / 2.0))
+    return img.crop((left, top, left + w, top + h))
+
+
+def _resize_short(img: Image.Image, size: int) -> Image.Image:
+    # torchvision Resize(int): shorter side -> size, longer side truncated; no-op if already there.
+    w, h = img.size
+    short, long = (w, h) if w <= h else (h, w)
+    new_short, new_long = size, int(size * long / short)
+    new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
+    if (new_w, new_h) == (w, h):
+        return img
+    return img.resize((new_w, new_h), Image.BICUBIC)
+
+
+def crop_uint8(image: np.ndarray, size: int = 224, crop: str = "c4c") -> np.ndarray:
+    """One RGB uint8 image [H,W,3] -> the [size,size,3] uint8 crop the reference feeds to ToTensor."""
+    img = Image.fromarray(np.ascontiguousarray(image))  # uint8 [H,W,3] -> PIL "RGB"
+    if crop == "repro":
+        s = min(img.width, img.height)
+        img = _center_crop(img, s, s)
+    img = _resize_short(img, size)
+    return np.asarray(_center_crop(img, size, size))
+
+
+def normalize(crops: np.ndarray) -> torch.Tensor:
+    """uint8 [n,size,size,3] -> float32 [n,3,size,size]: (x/255 - mean)/std, in float32 like
+    ToTensor + Normalize (true division, not a multiply by 1/255, so the bits agree)."""
+    x = crops.astype(np.float32)
+    x /= np.float32(255.0)
+    x -= _MEAN32
+    x /= _STD32
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
+def preprocess(images: np.ndarray, size: int = 224, crop: str = "c4c") -> torch.Tensor:
+    """RGB uint8 frames [n,H,W,3] -> CLIP input pixels, float32 [n,3,size,size] (CPU)."""
+    if crop not in CROPS:
+        raise InputError(f"unknown crop {crop!r}; use one of {', '.join(CROPS)}")
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise InputError(f"expected uint8 RGB frames [n,H,W,3], got {images.dtype} {list(images.shape)}")
+    if images.shape[0] == 0:
+        return torch.zeros((0, 3, size, size), dtype=torch.float32)
+    crops = np.stack([crop_uint8(im, size, crop) for im in images])  # [n,size,size,3] uint8
+    return normalize(crops)

@@ -1,0 +1,189 @@
+"""Caption training data: MSRVTT_data.json-style annotations + per-video frame features ->
+teacher-forcing batches built exactly as the reference loader does (SPEC 2.3).
+
+Per caption: WordPieces cut to `max_words - 1`; input = `[CLS] w1..wn`, target = `w1..wn [SEP]`,
+both zero-padded to `max_words`; `decoder_mask` = 1 on the input positions. Per video: features
+(n, D) zero-padded to `max_frames` slots; `video_mask` follows the model's convention ("frames": 1 on
+real frames; "repro": all zeros, the reference loader's quirk, SPEC 3.4).
+
+Splits: a `"split"` field on every video entry wins (c4c's synthetic data, and MSR-VTT's own
+`train`/`validate`/`test` field); otherwise json order, 6,513 / 497 / 2,990 as UniVL and the
+reproduction do (SPEC 2.7), scaled proportionally for files of another size.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError
+
+__all__ = ["Annotations", "load_annotations", "encode_caption", "pad_video", "CaptionBatch", "CaptionSet",
+           "caption_loss", "PAD_LOSS_MODES"]
+
+SPLITS = ("train", "val", "test")
+_SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validate": "val", "validation": "val", "test": "test"}
+_MSRVTT_SIZES = (6513, 497, 2990)  # SPEC 2.7: train / val / test by json order
+# "reference": CrossEntropy over every position, padding targets (id 0) included, as UniVL and the
+# reproduction train (SPEC 2.3). "ignore": mean over the real target tokens (w1..wn [SEP]) only.
+PAD_LOSS_MODES = ("ignore", "reference")
+
+
+@dataclass(frozen=True)
+class Annotations:
+    """Videos in json order, their split and their reference captions (json order)."""
+    videos: tuple[str, ...]
+    split_of: Mapping[str, str]
+    captions: Mapping[str, tuple[str, ...]]
+    source: str = ""
+
+    def ids(self, split: str) -> list[str]:
+        return [v for v in self.videos if self.split_of[v] == split]
+
+    def refs(self, split: str) -> list[list[str]]:
+        return [list(self.captions[v]) for v in self.ids(split)]
+
+
+def _order_splits(n: int) -> list[str]:
+    sizes = _MSRVTT_SIZES
+    if n != sum(sizes):  # proportional split for another corpus size; at least one val and test video
+        n_val = max(1, round(n * sizes[1] / sum(sizes))) if n >= 3 else 0
+        n_test = max(1, round(n * sizes[2] / sum(sizes))) if n >= 3 else 0
+        sizes = (n - n_val - n_test, n_val, n_test)
+    return ["train"] * sizes[0] + ["val"] * sizes[1] + ["test"] * sizes[2]
+
+
+def load_annotations(path: str | Path) -> Annotations:
+    """Read `{"videos": [{"video_id", ["split"]}, ...], "sentences": [{"video_id", "caption"}, ...]}`."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        videos = [str(v["video_id"]) for v in data["videos"]]
+        sentences = [(str(s["video_id"]), str(s["caption"])) for s in data["sentences"]]
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such annotations file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
+        raise InputError(f"{path}: not an MSRVTT_data.json-style file ({type(e).__name__}: {e}); expected "
+                         "'videos' with 'video_id' and 'sentences' with 'video_id' and 'caption'") from None
+    if len(set(videos)) != len(videos):
+        raise InputError(f"{path}: duplicate video ids in 'videos'")
+    raw_splits = [v.get("split") for v in data["videos"]]
+    if all(isinstance(s, str) and s.lower() in _SPLIT_ALIASES for s in raw_splits):
+        splits = [_SPLIT_ALIASES[s.lower()] for s in raw_splits]
+    else:
+        splits = _order_splits(len(videos))
+    caps: dict[str, list[str]] = {v: [] for v in videos}
+    for vid, cap in sentences:
+        if vid in caps:
+            caps[vid].append(cap)
+    empty = [v for v in videos if not caps[v]]
+    if empty:
+        raise InputError(f"{path}: {len(empty)} video(s) have no caption (e.g. {empty[0]!r})")
+    return Annotations(tuple(videos), dict(zip(videos, splits)), {v: tuple(c) for v, c in caps.items()}, str(path))
+
+
+def encode_caption(tokenizer, caption: str, max_words: int) -> tuple[list[int], list[int], list[int]]:
+    """(input_ids, target_ids, decoder_mask), each `max_words` long, as the reference builds them."""
+    pieces = tokenizer.encode(caption)[: max_words - 1]
+    inp = [tokenizer.bos_id] + pieces
+    tgt = pieces + [tokenizer.eos_id]
+    pad = max_words - len(inp)
+    return inp + [tokenizer.pad_id] * pad, tgt + [tokenizer.pad_id] * pad, [1] * len(inp) + [0] * pad
+
+
+def pad_video(feats: np.ndarray, max_frames: int, mask: str) -> tuple[np.ndarray, np.ndarray]:
+    """((max_frames, D) float32, (max_frames,) float32 mask). Longer inputs keep a uniform subsample
+    (what the extractor does, SPEC 1.2); the mask is 1 on real frames ("frames") or all 0 ("repro")."""
+    feats = np.asarray(feats, dtype=np.float32)
+    if feats.ndim != 2 or feats.shape[0] == 0:
+        raise InputError(f"frame features must be a non-empty (n, D) array, got shape {feats.shape}")
+    if feats.shape[0] > max_frames:
+        feats = feats[np.linspace(0, feats.shape[0] - 1, num=max_frames, dtype=int)]
+    out = np.zeros((max_frames, feats.shape[1]), np.float32)
+    out[: len(feats)] = feats
+    m = np.zeros(max_frames, np.float32)
+    if mask == "frames":
+        m[: len(feats)] = 1.0
+    elif mask != "repro":
+        raise InputError(f"mask must be 'frames' or 'repro', got {mask!r}")
+    return out, m
+
+
+@dataclass(frozen=True)
+class CaptionBatch:
+    video: torch.Tensor          # (B, T, D) float32
+    video_mask: torch.Tensor     # (B, T) float32
+    input_ids: torch.Tensor      # (B, L) long: [CLS] w1..wn 0..
+    decoder_mask: torch.Tensor   # (B, L) float32: 1 on input positions
+    target_ids: torch.Tensor     # (B, L) long: w1..wn [SEP] 0..
+
+
+class CaptionSet:
+    """All (video, caption) pairs of one split, encoded once; videos stored once and indexed."""
+
+    def __init__(self, ann: Annotations, features: Mapping[str, np.ndarray], tokenizer, split: str,
+                 max_frames: int = 20, max_words: int = 48, mask: str = "frames"):
+        if split not in SPLITS:
+            raise InputError(f"split must be one of {SPLITS}, got {split!r}")
+        self.video_ids = ann.ids(split)
+        if not self.video_ids:
+            raise InputError(f"{ann.source}: the {split} split is empty")
+        missing = [v for v in self.video_ids if v not in features]
+        if missing:
+            raise InputError(f"the features file has no entry for {len(missing)} {split} video(s) "
+                             f"(e.g. {missing[0]!r}); extract features for every annotated video")
+        vids, masks = zip(*(pad_video(features[v], max_frames, mask) for v in self.video_ids))
+        self.video = torch.from_numpy(np.stack(vids))       # (Nv, T, D)
+        self.video_mask = torch.from_numpy(np.stack(masks))  # (Nv, T)
+        self.refs = [list(ann.captions[v]) for v in self.video_ids]
+        rows, owner = [], []
+        for i, v in enumerate(self.video_ids):
+            for cap in ann.captions[v]:
+                rows.append(encode_caption(tokenizer, cap, max_words))
+                owner.append(i)
+        enc = torch.tensor(rows, dtype=torch.long)          # (Np, 3, L)
+        self.input_ids, self.target_ids = enc[:, 0], enc[:, 1]
+        self.decoder_mask = enc[:, 2].float()
+        self.owner = torch.tensor(owner, dtype=torch.long)  # pair -> video row
+        self.max_words = max_words
+
+    def __len__(self) -> int:
+        return len(self.owner)
+
+    def batches(self, batch_size: int, generator: torch.Generator | None = None, trim: bool = True) -> Iterator[CaptionBatch]:
+        """Shuffled batches when `generator` is given (its seed fixes the data order), else in order.
+        `trim` cuts the word axis to the longest caption of the batch: exact under the "ignore" loss
+        (causal decoder, padded positions carry no loss) and ~3x cheaper for short captions."""
+        order = torch.randperm(len(self), generator=generator) if generator is not None else torch.arange(len(self))
+        for start in range(0, len(order), batch_size):
+            idx = order[start: start + batch_size]
+            dm = self.decoder_mask[idx]
+            L = int(dm.sum(1).max()) if trim else self.max_words
+            v = self.owner[idx]
+            yield CaptionBatch(self.video[v], self.video_mask[v], self.input_ids[idx, :L], dm[:, :L],
+                               self.target_ids[idx, :L])
+
+
+def caption_loss(logits: torch.Tensor, batch: CaptionBatch, pad_loss: str = "ignore") -> torch.Tensor:
+    """Cross-entropy of (B, L, V) logits against the batch targets.
+
+    "ignore" (default): mean over real target tokens only, so the loss scale (hence the effective
+    learning rate) does not depend on how much padding a batch has, and no capacity is spent on
+    predicting [PAD] after [SEP], which decoding never reads. "reference": the UniVL/reproduction loss,
+    mean over all `max_words` positions with padding targets (id 0) counted (SPEC 2.3), for
+    re-training parity; use it with untrimmed batches.
+    """
+    flat = logits.reshape(-1, logits.shape[-1])
+    tgt = batch.target_ids.reshape(-1)
+    if pad_loss == "reference":
+        return F.cross_entropy(flat, tgt, ignore_index=-1)
+    if pad_loss != "ignore":
+        raise InputError(f"pad_loss must be one of {PAD_LOSS_MODES}, got {pad_loss!r}")
+    w = batch.decoder_mask.reshape(-1)
+    return (F.cross_entropy(flat, tgt, reduction="none") * w).sum() / w.sum().clamp_min(1.0)
