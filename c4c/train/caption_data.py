@@ -3,8 +3,9 @@ teacher-forcing batches built exactly as the reference loader does (SPEC 2.3).
 
 Per caption: WordPieces cut to `max_words - 1`; input = `[CLS] w1..wn`, target = `w1..wn [SEP]`,
 both zero-padded to `max_words`; `decoder_mask` = 1 on the input positions. Per video: features
-(n, D) zero-padded to `max_frames` slots; `video_mask` follows the model's convention ("frames": 1 on
-real frames; "repro": all zeros, the reference loader's quirk, SPEC 3.4).
+(n, D) zero-padded to `max_frames` slots; `video_mask` follows the model's convention, through the
+same `prepare_video` that inference uses ("frames": 1 on real frames; "repro": all zeros, the
+reference loader's quirk, SPEC 3.4).
 
 Splits: a `"split"` field on every video entry wins (c4c's synthetic data, and MSR-VTT's own
 `train`/`validate`/`test` field); otherwise json order, 6,513 / 497 / 2,990 as UniVL and the
@@ -90,29 +91,18 @@ def load_annotations(path: str | Path) -> Annotations:
 
 def encode_caption(tokenizer, caption: str, max_words: int) -> tuple[list[int], list[int], list[int]]:
     """(input_ids, target_ids, decoder_mask), each `max_words` long, as the reference builds them."""
-    pieces = tokenizer.encode(caption)[: max_words - 1]
-    inp = [tokenizer.bos_id] + pieces
-    tgt = pieces + [tokenizer.eos_id]
-    pad = max_words - len(inp)
-    return inp + [tokenizer.pad_id] * pad, tgt + [tokenizer.pad_id] * pad, [1] * len(inp) + [0] * pad
+    from ..tokenizer import caption_rows
+    rows = caption_rows(tokenizer, caption, max_words)
+    return list(rows.input_ids), list(rows.output_ids), list(rows.mask)
 
 
-def pad_video(feats: np.ndarray, max_frames: int, mask: str) -> tuple[np.ndarray, np.ndarray]:
-    """((max_frames, D) float32, (max_frames,) float32 mask). Longer inputs keep a uniform subsample
-    (what the extractor does, SPEC 1.2); the mask is 1 on real frames ("frames") or all 0 ("repro")."""
-    feats = np.asarray(feats, dtype=np.float32)
-    if feats.ndim != 2 or feats.shape[0] == 0:
-        raise InputError(f"frame features must be a non-empty (n, D) array, got shape {feats.shape}")
-    if feats.shape[0] > max_frames:
-        feats = feats[np.linspace(0, feats.shape[0] - 1, num=max_frames, dtype=int)]
-    out = np.zeros((max_frames, feats.shape[1]), np.float32)
-    out[: len(feats)] = feats
-    m = np.zeros(max_frames, np.float32)
-    if mask == "frames":
-        m[: len(feats)] = 1.0
-    elif mask != "repro":
-        raise InputError(f"mask must be 'frames' or 'repro', got {mask!r}")
-    return out, m
+def pad_video(feats: np.ndarray, cfg) -> tuple[np.ndarray, np.ndarray]:
+    """((max_frames, D) float32, (max_frames,) float32 mask) under the model's convention
+    (`c4c.captioner.prepare_video`, the same code inference uses: frames beyond `max_frames` are
+    dropped from the end; mask 1 on real frames for "frames", all 0 for "repro")."""
+    from ..captioner import prepare_video
+    video, mask = prepare_video(feats, cfg)
+    return video[0].numpy(), mask[0].float().numpy()
 
 
 @dataclass(frozen=True)
@@ -127,8 +117,8 @@ class CaptionBatch:
 class CaptionSet:
     """All (video, caption) pairs of one split, encoded once; videos stored once and indexed."""
 
-    def __init__(self, ann: Annotations, features: Mapping[str, np.ndarray], tokenizer, split: str,
-                 max_frames: int = 20, max_words: int = 48, mask: str = "frames"):
+    def __init__(self, ann: Annotations, features: Mapping[str, np.ndarray], tokenizer, split: str, cfg):
+        """`cfg` is the model's CaptionConfig: its mask, max_frames and max_words shape the tensors."""
         if split not in SPLITS:
             raise InputError(f"split must be one of {SPLITS}, got {split!r}")
         self.video_ids = ann.ids(split)
@@ -138,20 +128,20 @@ class CaptionSet:
         if missing:
             raise InputError(f"the features file has no entry for {len(missing)} {split} video(s) "
                              f"(e.g. {missing[0]!r}); extract features for every annotated video")
-        vids, masks = zip(*(pad_video(features[v], max_frames, mask) for v in self.video_ids))
+        vids, masks = zip(*(pad_video(features[v], cfg) for v in self.video_ids))
         self.video = torch.from_numpy(np.stack(vids))       # (Nv, T, D)
         self.video_mask = torch.from_numpy(np.stack(masks))  # (Nv, T)
         self.refs = [list(ann.captions[v]) for v in self.video_ids]
         rows, owner = [], []
         for i, v in enumerate(self.video_ids):
             for cap in ann.captions[v]:
-                rows.append(encode_caption(tokenizer, cap, max_words))
+                rows.append(encode_caption(tokenizer, cap, cfg.max_words))
                 owner.append(i)
         enc = torch.tensor(rows, dtype=torch.long)          # (Np, 3, L)
         self.input_ids, self.target_ids = enc[:, 0], enc[:, 1]
         self.decoder_mask = enc[:, 2].float()
         self.owner = torch.tensor(owner, dtype=torch.long)  # pair -> video row
-        self.max_words = max_words
+        self.max_words = cfg.max_words
 
     def __len__(self) -> int:
         return len(self.owner)
@@ -179,11 +169,11 @@ def caption_loss(logits: torch.Tensor, batch: CaptionBatch, pad_loss: str = "ign
     mean over all `max_words` positions with padding targets (id 0) counted (SPEC 2.3), for
     re-training parity; use it with untrimmed batches.
     """
-    flat = logits.reshape(-1, logits.shape[-1])
-    tgt = batch.target_ids.reshape(-1)
     if pad_loss == "reference":
-        return F.cross_entropy(flat, tgt, ignore_index=-1)
+        from ..captioner import caption_loss as reference_loss
+        return reference_loss(logits, batch.target_ids)
     if pad_loss != "ignore":
         raise InputError(f"pad_loss must be one of {PAD_LOSS_MODES}, got {pad_loss!r}")
     w = batch.decoder_mask.reshape(-1)
-    return (F.cross_entropy(flat, tgt, reduction="none") * w).sum() / w.sum().clamp_min(1.0)
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.target_ids.reshape(-1), reduction="none")
+    return (ce * w).sum() / w.sum().clamp_min(1.0)
