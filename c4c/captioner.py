@@ -42,7 +42,7 @@ class CaptionConfig:
     """Sizes (read off a state dict) and per-model settings of a caption model."""
     video_dim: int                # D: width of the per-frame features (512 for CLIP ViT-B, 1024 for S3D)
     hidden: int = 768             # H: transformer width of TE and TD
-    heads: int = 0                # attention heads; 0 = hidden // 64 (not stored in reference weights)
+    heads: int | None = None      # attention heads; None/0 = hidden // 64 (not stored in reference weights)
     intermediate: int = 3072      # feed-forward width
     te_layers: int = 2            # video encoder layers (reproduction 2, paper 1, UniVL 6)
     td_layers: int = 2            # decoder layers (reproduction 2, paper 3, UniVL 3)
@@ -56,7 +56,7 @@ class CaptionConfig:
     init_std: float = 0.02        # std of the fresh normal init (reference initializer_range)
 
     def __post_init__(self):
-        if self.heads == 0:
+        if not self.heads:  # 0 or None: BERT's 64-wide heads
             object.__setattr__(self, "heads", max(1, self.hidden // 64))
         if self.hidden % self.heads:
             raise InputError(f"{self.heads} attention heads do not divide the hidden size {self.hidden}; "
@@ -95,7 +95,7 @@ class CaptionConfig:
         visual_positions = shape("visual.embeddings.position_embeddings.weight")[0]
         decoder_positions = shape("decoder.embeddings.position_embeddings.weight")[0]
         return cls(
-            video_dim=video_dim, hidden=hidden, heads=heads or 0,
+            video_dim=video_dim, hidden=hidden, heads=heads,
             intermediate=shape("decoder.decoder.layer.0.intermediate.dense.weight")[0],
             te_layers=count("visual.encoder.layer."), td_layers=td_layers,
             vocab_size=shape(_WORD)[0], visual_positions=visual_positions, decoder_positions=decoder_positions,
@@ -479,7 +479,7 @@ def prepare_video(feats, cfg: CaptionConfig) -> tuple[torch.Tensor, torch.Tensor
     missing slots are zeros. The mask follows cfg.mask: "repro" all 0 (every key gets -10000, as the
     reproduction's loader did), "frames" 1 on real frames, "ones" all 1.
     """
-    f = torch.as_tensor(np.asarray(feats), dtype=torch.float32)
+    f = torch.as_tensor(feats if isinstance(feats, torch.Tensor) else np.asarray(feats), dtype=torch.float32)
     if f.ndim != 2:
         raise InputError(f"features must be a 2-D array (frames, {cfg.video_dim}); got shape {tuple(f.shape)}")
     if f.shape[1] != cfg.video_dim:
@@ -490,9 +490,9 @@ def prepare_video(feats, cfg: CaptionConfig) -> tuple[torch.Tensor, torch.Tensor
     if not bool(torch.isfinite(f).all()):
         raise InputError("features contain NaN or Inf; re-extract them (the video may be broken)")
     n = min(f.shape[0], cfg.max_frames)
-    video = torch.zeros(1, cfg.max_frames, cfg.video_dim)
+    video = f.new_zeros(1, cfg.max_frames, cfg.video_dim)
     video[0, :n] = f[:n]
-    mask = torch.zeros(1, cfg.max_frames, dtype=torch.long)
+    mask = torch.zeros(1, cfg.max_frames, dtype=torch.long, device=f.device)
     if cfg.mask == "frames":
         mask[0, :n] = 1
     elif cfg.mask == "ones":
