@@ -16,7 +16,6 @@ import gzip
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
@@ -43,25 +42,58 @@ def ngram_counts(text: str, n: int = MAX_N) -> dict[Ngram, int]:
     return counts
 
 
-@dataclass(frozen=True, eq=False)
 class IdfTable:
     """Document frequency of every 1..4-gram over `n_docs` reference sets, and where they came from.
 
-    `df` maps an n-gram (tuple of tokens) to the number of documents containing it; n-grams not in
-    it have df 0, which CIDEr-D treats as df 1 (idf = log(n_docs)).
+    Immutable: `df` is a read-only mapping from an n-gram (tuple of tokens) to the number of
+    documents containing it; n-grams not in it have df 0, which CIDEr-D treats as df 1
+    (idf = log(n_docs)).
     """
 
-    df: Mapping[Ngram, int]  # read-only view; n-gram -> documents that contain it
-    n_docs: int  # number of documents (videos) counted
-    source: str = ""  # provenance, free text: which captions, which split
-    _dict: dict = field(default=None, repr=False, compare=False)  # the dict behind `df`
+    __slots__ = ("_df", "_n_docs", "_source")
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.n_docs, int) or isinstance(self.n_docs, bool) or self.n_docs < 1:
-            raise InputError(f"an IDF table needs at least one document, got n_docs={self.n_docs!r}")
-        d = dict(self.df)
-        object.__setattr__(self, "_dict", d)
-        object.__setattr__(self, "df", MappingProxyType(d))
+    def __init__(self, df: Mapping[Ngram, int], n_docs: int, source: str = "") -> None:
+        if not isinstance(n_docs, int) or isinstance(n_docs, bool) or n_docs < 1:
+            raise InputError(f"an IDF table needs at least one document, got n_docs={n_docs!r}")
+        df = dict(df)
+        for gram, count in df.items():
+            # CIDEr-D needs 1 <= df <= n_docs, else an idf turns negative
+            if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= n_docs:
+                raise InputError(f"document frequency of {' '.join(map(str, gram))!r} is {count!r}, must be an integer in 1..n_docs={n_docs}")
+        object.__setattr__(self, "_df", df)
+        object.__setattr__(self, "_n_docs", n_docs)
+        object.__setattr__(self, "_source", str(source))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("IdfTable is immutable")
+
+    def __reduce__(self):
+        return (IdfTable, (self._df, self._n_docs, self._source))
+
+    def __repr__(self) -> str:
+        return f"IdfTable(n_docs={self._n_docs}, ngrams={len(self._df)}, source={self._source!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, IdfTable):
+            return NotImplemented
+        return (self._n_docs, self._source, self._df) == (other._n_docs, other._source, other._df)
+
+    __hash__ = None  # compared by contents; hashing a large table is never what a caller wants
+
+    @property
+    def df(self) -> Mapping[Ngram, int]:
+        """n-gram -> number of documents containing it (read-only view)."""
+        return MappingProxyType(self._df)
+
+    @property
+    def n_docs(self) -> int:
+        """Number of documents (videos) counted."""
+        return self._n_docs
+
+    @property
+    def source(self) -> str:
+        """Provenance, free text: which captions, which split."""
+        return self._source
 
     @classmethod
     def from_captions(cls, docs: Iterable[Iterable[str]], source: str = "") -> "IdfTable":
@@ -88,10 +120,10 @@ class IdfTable:
 
     def doc_freq(self, ngram: Ngram) -> int:
         """Documents containing `ngram` (0 when unseen)."""
-        return self._dict.get(ngram, 0)
+        return self._df.get(ngram, 0)
 
     def __len__(self) -> int:
-        return len(self._dict)
+        return len(self._df)
 
     def describe(self) -> str:
         """One line for reports: what this IDF is and how big."""
@@ -105,7 +137,7 @@ class IdfTable:
             "version": _VERSION,
             "n_docs": self.n_docs,
             "source": self.source,
-            "df": {" ".join(g): c for g, c in sorted(self._dict.items())},
+            "df": {" ".join(g): c for g, c in sorted(self._df.items())},
         }
 
     def save(self, path: str | Path) -> Path:
@@ -152,7 +184,8 @@ class IdfTable:
             gram = tuple(key.split(" "))
             if not 1 <= len(gram) <= MAX_N or "" in gram:
                 raise InputError(f"{where}: bad n-gram key {key!r} (1-{MAX_N} tokens joined by single spaces)")
-            if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= n_docs:
-                raise InputError(f"{where}: document frequency of {key!r} is {count!r}, must be an integer in 1..n_docs={n_docs}")
             df[gram] = count
-        return cls(df=df, n_docs=n_docs, source=source)
+        try:
+            return cls(df=df, n_docs=n_docs, source=source)
+        except InputError as e:
+            raise InputError(f"{where}: {e}") from None
