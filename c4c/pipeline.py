@@ -125,7 +125,7 @@ class Pipeline:
             if progress:
                 progress(0.5 + 0.4 * k / len(names), f"decoder {name}")
             model = self.zoo.decoders[name]
-            video, mask = prepare_video(feats_t, model.config)
+            video, mask = prepare_video(feats_t, model.cfg)
             video, mask = video.to(self.device), mask.to(self.device)
             if settings.beam == 1:
                 hyps.append(greedy(model, video, mask, max_words=settings.max_words)[0])

@@ -101,13 +101,13 @@ class Zoo:
             s = e.settings
             model = CaptionModel.from_file(self.folder / e.file, heads=s.get("heads"), mask=s.get("mask"),
                                            max_frames=s.get("max_frames"))
-            if model.config.vocab_size != len(self.tokenizer):
+            if model.cfg.vocab_size != len(self.tokenizer):
                 raise VocabError(
                     f"{self.folder / m['vocab']}: has {len(self.tokenizer)} entries but decoder {e.name!r} "
-                    f"has a {model.config.vocab_size}-word output layer; use the vocab it was trained with")
-            if model.config.video_dim != self.backbone.embed_dim:
+                    f"has a {model.cfg.vocab_size}-word output layer; use the vocab it was trained with")
+            if model.cfg.video_dim != self.backbone.embed_dim:
                 raise ZooError(
-                    f"decoder {e.name!r} expects {model.config.video_dim}-d frame features but the backbone "
+                    f"decoder {e.name!r} expects {model.cfg.video_dim}-d frame features but the backbone "
                     f"gives {self.backbone.embed_dim}-d; they do not belong together")
             self.decoders[e.name] = model.to(device).eval()
 
