@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from ..errors import InputError
 
 __all__ = ["Annotations", "load_annotations", "encode_caption", "pad_video", "CaptionBatch", "CaptionSet",
-           "caption_loss", "PAD_LOSS_MODES"]
+           "caption_loss", "batch_logits", "PAD_LOSS_MODES"]
 
 SPLITS = ("train", "val", "test")
 _SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validate": "val", "validation": "val", "test": "test"}
@@ -107,8 +107,9 @@ def pad_video(feats: np.ndarray, cfg) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass(frozen=True)
 class CaptionBatch:
-    video: torch.Tensor          # (B, T, D) float32
-    video_mask: torch.Tensor     # (B, T) float32
+    video: torch.Tensor          # (Bv, T, D) float32: each video of the batch once
+    video_mask: torch.Tensor     # (Bv, T) float32
+    row_video: torch.Tensor      # (B,) long: caption row -> index into `video`
     input_ids: torch.Tensor      # (B, L) long: [CLS] w1..wn 0..
     decoder_mask: torch.Tensor   # (B, L) float32: 1 on input positions
     target_ids: torch.Tensor     # (B, L) long: w1..wn [SEP] 0..
@@ -140,24 +141,55 @@ class CaptionSet:
         enc = torch.tensor(rows, dtype=torch.long)          # (Np, 3, L)
         self.input_ids, self.target_ids = enc[:, 0], enc[:, 1]
         self.decoder_mask = enc[:, 2].float()
-        self.owner = torch.tensor(owner, dtype=torch.long)  # pair -> video row
+        self.owner = torch.tensor(owner, dtype=torch.long)  # pair -> video row (rows grouped by video)
+        counts = torch.bincount(self.owner, minlength=len(self.video_ids))
+        self.first = torch.cumsum(counts, 0) - counts       # first pair row of each video
+        self.counts = counts
         self.max_words = cfg.max_words
 
     def __len__(self) -> int:
         return len(self.owner)
 
-    def batches(self, batch_size: int, generator: torch.Generator | None = None, trim: bool = True) -> Iterator[CaptionBatch]:
-        """Shuffled batches when `generator` is given (its seed fixes the data order), else in order.
-        `trim` cuts the word axis to the longest caption of the batch: exact under the "ignore" loss
-        (causal decoder, padded positions carry no loss) and ~3x cheaper for short captions."""
-        order = torch.randperm(len(self), generator=generator) if generator is not None else torch.arange(len(self))
+    def epoch_rows(self, generator: torch.Generator | None, per_video: int | None = None) -> torch.Tensor:
+        """Pair rows of one epoch, in order. per_video=None: every pair once (the reference's epoch),
+        shuffled. per_video=k: every video once with k of its captions drawn afresh each epoch,
+        its rows adjacent so a batch encodes each video once."""
+        if per_video is None:
+            return torch.randperm(len(self), generator=generator) if generator is not None else torch.arange(len(self))
+        videos = torch.randperm(len(self.video_ids), generator=generator) if generator is not None \
+            else torch.arange(len(self.video_ids))
+        out = []
+        for v in videos.tolist():
+            n = int(self.counts[v])
+            pick = torch.randperm(n, generator=generator)[:per_video] if generator is not None else torch.arange(min(n, per_video))
+            out.append(self.first[v] + pick)
+        return torch.cat(out)
+
+    def batches(self, batch_size: int, generator: torch.Generator | None = None, trim: bool = True,
+                per_video: int | None = None) -> Iterator[CaptionBatch]:
+        """Batches of `batch_size` caption rows over one epoch (`epoch_rows`); the generator's seed
+        fixes the data order. `trim` cuts the word axis to the longest caption of the batch: exact
+        under the "ignore" loss (causal decoder, padded positions carry no loss) and ~3x cheaper."""
+        order = self.epoch_rows(generator, per_video)
         for start in range(0, len(order), batch_size):
             idx = order[start: start + batch_size]
             dm = self.decoder_mask[idx]
             L = int(dm.sum(1).max()) if trim else self.max_words
-            v = self.owner[idx]
-            yield CaptionBatch(self.video[v], self.video_mask[v], self.input_ids[idx, :L], dm[:, :L],
-                               self.target_ids[idx, :L])
+            uniq, row_video = torch.unique(self.owner[idx], return_inverse=True)
+            yield CaptionBatch(self.video[uniq], self.video_mask[uniq], row_video, self.input_ids[idx, :L],
+                               dm[:, :L], self.target_ids[idx, :L])
+
+    def n_rows(self, per_video: int | None = None) -> int:
+        """Caption rows in one epoch."""
+        return len(self) if per_video is None else int(self.counts.clamp(max=per_video).sum())
+
+
+def batch_logits(model, batch: CaptionBatch) -> torch.Tensor:
+    """Teacher-forced (B, L, V) logits; the video encoder runs once per distinct video of the batch."""
+    memory = model.encode(batch.video, batch.video_mask)                  # (Bv, T, H)
+    hidden = model.decoder_states(batch.input_ids, memory[batch.row_video], batch.video_mask[batch.row_video],
+                                  batch.decoder_mask)[-1]                # (B, L, H)
+    return model.logits(hidden)
 
 
 def caption_loss(logits: torch.Tensor, batch: CaptionBatch, pad_loss: str = "ignore") -> torch.Tensor:

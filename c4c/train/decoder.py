@@ -24,10 +24,10 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import InputError
-from .caption_data import PAD_LOSS_MODES, Annotations, CaptionSet, caption_loss
+from .caption_data import PAD_LOSS_MODES, Annotations, CaptionSet, batch_logits, caption_loss
 
 __all__ = ["DecoderTrainConfig", "TrainOutcome", "TrainData", "load_train_data", "build_model", "decode_texts",
-           "train_decoder"]
+           "describe_init", "train_decoder"]
 
 
 @dataclass(frozen=True)
@@ -37,15 +37,16 @@ class DecoderTrainConfig:
     data_seed: int | None = None  # order of the training pairs; None = seed
     te_layers: int = 1            # video encoder layers (paper: 1)
     td_layers: int = 3            # decoder layers (paper: 3)
-    hidden: int = 128             # transformer width (768 for UniVL init)
+    hidden: int | None = None     # transformer width; None = the UniVL file's with --init, else 128
     heads: int = 0                # attention heads; 0 = hidden // 64 (BERT-base rule)
-    ffn: int = 512                # feed-forward width
+    ffn: int | None = None        # feed-forward width; None = the UniVL file's with --init, else 4 x hidden
     dropout: float = 0.1          # hidden + attention dropout while training
     lr: float = 1e-3              # peak learning rate (small models want more than UniVL's 3e-5)
     weight_decay: float = 0.01    # decoupled, on matrices only (not biases / LayerNorms)
     warmup: float = 0.1           # fraction of steps with linear warm-up
     epochs: int = 10
-    batch_size: int = 64          # caption pairs per step
+    batch_size: int = 64          # caption rows per step
+    captions_per_video: int | None = 4  # per epoch, k captions drawn afresh per video; None = all (reference)
     max_frames: int = 20          # frame slots (the reproduction's 20)
     max_words: int = 48           # caption length incl. [CLS] (SPEC 2.3)
     mask: str = "frames"          # video mask convention ("frames" | "repro", SPEC 3.4)
@@ -114,6 +115,19 @@ def load_train_data(features: str | Path, annotations: str | Path, vocab: str | 
     return TrainData(ann, feats, tok, sources)
 
 
+def describe_init(report) -> str:
+    """The LoadReport's summary plus the loaded tensors grouped by layer ("visual.encoder.layer.0: 16")."""
+    groups: dict[str, int] = {}
+    for key in report.loaded:
+        parts = key.split(".")
+        cut = next((i + 2 for i, p in enumerate(parts) if p == "layer"), min(3, len(parts) - 1))
+        head = ".".join(parts[:cut])
+        groups[head] = groups.get(head, 0) + 1
+    lines = [report.summary(), "  loaded from the file:"]
+    lines += [f"    {head}: {n} tensor(s)" for head, n in groups.items()]
+    return "\n".join(lines)
+
+
 def _univl_sizes(path: str | Path) -> dict:
     """Widths of a UniVL file, so a model built with them loads every matching tensor."""
     from ..checkpoints import load_state_dict
@@ -137,16 +151,19 @@ def _univl_sizes(path: str | Path) -> dict:
     return out
 
 
-def build_model(cfg: DecoderTrainConfig, video_dim: int, vocab_size: int, init: str | Path | None = None,
-                sizes_from_init: bool = True):
+def build_model(cfg: DecoderTrainConfig, video_dim: int, vocab_size: int, init: str | Path | None = None):
     """(CaptionModel, LoadReport | None). Fresh models get just enough positions (max_frames,
-    max_words) to stay small; with `init` the widths and position tables default to the UniVL file's
-    (`sizes_from_init`) so that its tensors fit, and `init_from_univl` copies what matches."""
+    max_words) to stay small; with `init`, the position tables and any width left unset (None) are
+    the UniVL file's, so that its tensors fit, and `init_from_univl` copies every tensor that matches
+    (the rest keeps its fresh init and is listed in the report)."""
     from ..captioner import CaptionConfig, CaptionModel, init_from_univl
-    sizes = dict(hidden=cfg.hidden, intermediate=cfg.ffn, visual_positions=cfg.max_frames,
-                 decoder_positions=cfg.max_words)
-    if init is not None and sizes_from_init:
-        sizes.update(_univl_sizes(init))
+    univl = _univl_sizes(init) if init is not None else {}
+    hidden = cfg.hidden or univl.get("hidden", 128)
+    sizes = dict(hidden=hidden,
+                 intermediate=cfg.ffn or (univl["intermediate"] if univl.get("hidden") == hidden and "intermediate" in univl
+                                          else 4 * hidden),
+                 visual_positions=max(cfg.max_frames, univl.get("visual_positions", 0)),
+                 decoder_positions=max(cfg.max_words, univl.get("decoder_positions", 0)))
     heads = cfg.heads
     mcfg = CaptionConfig(video_dim=video_dim, heads=heads, te_layers=cfg.te_layers, td_layers=cfg.td_layers,
                          vocab_size=vocab_size, mask=cfg.mask, max_frames=cfg.max_frames, max_words=cfg.max_words,
@@ -198,14 +215,14 @@ def train_decoder(data: TrainData, cfg: DecoderTrainConfig, out: str | Path, ini
     try:
         model, report = build_model(cfg, data.video_dim, len(data.tokenizer), init)
         if report is not None:
-            log(report.summary())
+            log(describe_init(report))
         train = data.split("train", model.cfg)
         val = data.split("val", model.cfg)
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
         no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                  {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-        steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        steps_per_epoch = math.ceil(train.n_rows(cfg.captions_per_video) / cfg.batch_size)
         total = steps_per_epoch * cfg.epochs
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, total, cfg.warmup))
         gen = torch.Generator().manual_seed(cfg.seed if cfg.data_seed is None else cfg.data_seed)
@@ -217,17 +234,18 @@ def train_decoder(data: TrainData, cfg: DecoderTrainConfig, out: str | Path, ini
             t0 = time.perf_counter()
             model.train()
             losses = []
-            bar = tqdm(train.batches(cfg.batch_size, gen, trim=trim), total=steps_per_epoch, leave=False,
+            bar = tqdm(train.batches(cfg.batch_size, gen, trim=trim, per_video=cfg.captions_per_video),
+                       total=steps_per_epoch, leave=False,
                        desc=f"{label} epoch {epoch}/{cfg.epochs}", disable=not progress)
             for batch in bar:
-                logits = model(batch.video, batch.video_mask, batch.input_ids, batch.decoder_mask)
+                logits = batch_logits(model, batch)
                 loss = caption_loss(logits, batch, cfg.pad_loss)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 opt.step()
                 sched.step()
-                losses.append(float(loss))
+                losses.append(loss.item())
                 bar.set_postfix(loss=f"{losses[-1]:.3f}")
             cider, texts = val_cider(model, val, data.tokenizer, cfg.val_beam)
             row = {"epoch": epoch, "loss": round(float(np.mean(losses)), 4), "val_cider": round(cider, 2),
