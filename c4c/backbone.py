@@ -110,11 +110,11 @@ def arch_from_state_dict(sd: Mapping[str, torch.Tensor], source: str | Path = "s
             raise CheckpointError(f"{source}: key {key!r} has shape {list(sd[key].shape)}, expected {ndim} dimensions")
         return sd[key]
 
+    if any(k.startswith(("visual.layer1.", "visual.attnpool.")) for k in sd):  # before conv2: ResNets have one
+        raise CheckpointError(f"{source}: is a ResNet CLIP image tower (RN50, ...); only ViT towers are supported")
     if "visual.conv2.weight" in sd:
         raise CheckpointError(f"{source}: has 'visual.conv2.weight' (CLIP4Clip linear_patch=3d), which c4c does "
                               "not support; use a checkpoint trained with linear_patch=2d")
-    if any(k.startswith("visual.layer1.") for k in sd):
-        raise CheckpointError(f"{source}: is a ResNet CLIP image tower; only ViT towers are supported")
     conv = need("visual.conv1.weight", 4)
     width, patch = int(conv.shape[0]), int(conv.shape[-1])
     pos_rows = int(need("visual.positional_embedding", 2).shape[0])

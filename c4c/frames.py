@@ -9,7 +9,8 @@ Two sampling rules (SPEC 1.1):
   out-of-range ones. Slightly faster than 1 fps on NTSC rates; use it to reproduce reference features.
 
 Then, if more than ``max_frames`` remain, ``np.linspace(0, n-1, max_frames, dtype=int)`` picks them
-uniformly (the reproduction's ``slice_framepos=2``). Only the kept frames are decoded.
+uniformly (the reproduction's ``slice_framepos=2``). Only the kept frames are decoded. Timestamps
+are the presentation times of the chosen frames (index / fps), so 29.97 fps gives 1.001 s, 2.002 s, ...
 """
 
 from __future__ import annotations
@@ -130,6 +131,47 @@ def _reader(path: Path, width: int = -1, height: int = -1):
         raise _open_error(path, e) from None
 
 
+def _frame_rate(vr) -> tuple[float, str | None]:
+    import decord
+    try:
+        header_fps = float(vr.get_avg_fps())
+    except (decord.DECORDError, RuntimeError, ZeroDivisionError):
+        header_fps = float("nan")
+    end_time = None
+    if not (math.isfinite(header_fps) and _FPS_RANGE[0] <= header_fps <= _FPS_RANGE[1]):
+        try:  # frame timestamps come from the demuxer index: no decoding
+            end_time = float(vr.get_frame_timestamp(len(vr) - 1)[1])
+        except (decord.DECORDError, RuntimeError, IndexError):
+            end_time = None
+    return _sane_fps(header_fps, len(vr), end_time)
+
+
+def _decode(path: Path, vr, indices: list[int], max_short_side: int | None):
+    """Decode `indices` -> (uint8 [n,H,W,3], stored (H, W), note or None)."""
+    import decord
+    # decord reports the stored size only through a decoded frame. If it is huge, reopen with a
+    # decode-time resize so that no other full-size frame is ever materialised.
+    try:
+        first = vr.next().asnumpy()  # [H, W, 3]
+    except (decord.DECORDError, RuntimeError, StopIteration) as e:
+        raise _open_error(path, e) from None
+    src_h, src_w = int(first.shape[0]), int(first.shape[1])
+    del first
+    note = None
+    if max_short_side is not None and min(src_h, src_w) > max_short_side:
+        scale = max_short_side / min(src_h, src_w)
+        w, h = max(1, round(src_w * scale)), max(1, round(src_h * scale))
+        note = f"frames downscaled while decoding from {src_w}x{src_h} to {w}x{h} (pixels differ slightly from a full-size decode)"
+        vr = _reader(path, width=w, height=h)
+    try:
+        images = vr.get_batch(indices).asnumpy()  # [n, H, W, 3] uint8 RGB
+    except (decord.DECORDError, RuntimeError, IndexError, AssertionError) as e:
+        why = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)[:120]
+        raise VideoError(f"{path}: decoding failed ({why}); the file may be truncated or corrupted: "
+                         "re-encode it (e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)") from None
+    return images, (src_h, src_w), note
+
+
 def sample_frames(path: str | os.PathLike, max_frames: int | None = 20, fps_mode: str = "exact",
                   max_duration_s: float | None = None,
                   max_short_side: int | None = DEFAULT_MAX_SHORT_SIDE) -> SampledFrames:
@@ -146,56 +188,20 @@ def sample_frames(path: str | os.PathLike, max_frames: int | None = 20, fps_mode
         raise InputError(f"max_frames must be at least 1 (got {max_frames})")
     path = Path(path)
     _check_file(path)
-    import decord
-
     vr = _reader(path)
     n_total = len(vr)
     if n_total <= 0:
         raise VideoError(f"{path}: the video has no frames; re-export it")
-    notes: list[str] = []
-    try:
-        header_fps = float(vr.get_avg_fps())
-    except (decord.DECORDError, RuntimeError, ZeroDivisionError):
-        header_fps = float("nan")
-    end_time = None
-    if not (math.isfinite(header_fps) and _FPS_RANGE[0] <= header_fps <= _FPS_RANGE[1]):
-        try:  # frame timestamps come from the demuxer index: no decoding
-            end_time = float(vr.get_frame_timestamp(n_total - 1)[1])
-        except (decord.DECORDError, RuntimeError, IndexError):
-            end_time = None
-    fps, note = _sane_fps(header_fps, n_total, end_time)
-    if note:
-        notes.append(note)
+    fps, fps_note = _frame_rate(vr)
     duration = n_total / fps
     if max_duration_s is not None and duration > max_duration_s:
         raise VideoError(f"{path}: the video is {duration:.1f} s long, over the limit of {max_duration_s:g} s; "
                          f"trim it (e.g. ffmpeg -i IN -t {max_duration_s:g} OUT.mp4) or raise the limit")
-
     candidates = sample_indices(n_total, fps, fps_mode)
     indices = [candidates[i] for i in uniform_subsample(len(candidates), max_frames)]
-
-    # The first frame's shape is the only way decord tells the stored size; if it is huge, reopen
-    # with a decode-time resize so that no other full-size frame is ever materialised.
-    try:
-        first = vr.next().asnumpy()
-    except (decord.DECORDError, RuntimeError, StopIteration) as e:
-        raise _open_error(path, e) from None
-    src_h, src_w = int(first.shape[0]), int(first.shape[1])
-    del first
-    if max_short_side is not None and min(src_h, src_w) > max_short_side:
-        scale = max_short_side / min(src_h, src_w)
-        w, h = max(1, round(src_w * scale)), max(1, round(src_h * scale))
-        notes.append(f"frames downscaled while decoding from {src_w}x{src_h} to {w}x{h} "
-                     "(pixels differ slightly from a full-size decode)")
-        del vr
-        vr = _reader(path, width=w, height=h)
-    try:
-        images = vr.get_batch(indices).asnumpy()
-    except (decord.DECORDError, RuntimeError, IndexError) as e:
-        raise VideoError(f"{path}: decoding failed at one of frames {indices[:3]}...; the file may be "
-                         f"truncated or corrupted ({str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__})") from None
+    images, src_size, size_note = _decode(path, vr, indices, max_short_side)
+    notes = tuple(n for n in (fps_note, size_note) if n)
     for n in notes:
         warnings.warn(f"{path}: {n}", stacklevel=2)
     return SampledFrames(images=images, timestamps=[i / fps for i in indices], indices=indices, fps=fps,
-                         n_frames_total=n_total, duration_s=duration, source_size=(src_h, src_w),
-                         notes=tuple(notes))
+                         n_frames_total=n_total, duration_s=duration, source_size=src_size, notes=notes)

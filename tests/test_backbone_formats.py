@@ -2,20 +2,19 @@
 CheckpointError naming the problem. A small random ViT of another shape is checked against an
 independent functional implementation of OpenAI's image tower."""
 
-import os
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import GOLDEN_DIR, golden_sets
+
 from c4c.backbone import Backbone, vision_keys
 from c4c.checkpoints import read_safetensors_metadata
 from c4c.errors import CheckpointError, InputError
 
-GOLDEN = Path(os.environ.get("C4C_GOLDEN_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "golden"))
-SETS = sorted(p for p in GOLDEN.glob("*") if (p / "clip4clip.bin").is_file()) if GOLDEN.is_dir() else []
+SETS = [s for s in golden_sets() if (s / "clip4clip.bin").is_file()]
 
 
 def _random_clip(width=96, layers=1, patch=16, grid=4, embed=24, mlp=None, text_width=32, seed=0):
@@ -101,7 +100,7 @@ def golden(request):
     return {"raw": raw, "backbone": b, "x": x, "emb": b.embed(x)}
 
 
-needs_golden = pytest.mark.skipif(not SETS, reason=f"no golden sets under {GOLDEN}")
+needs_golden = pytest.mark.skipif(not SETS, reason=f"no golden sets under {GOLDEN_DIR}")
 
 
 def _script_archive(sd, path):
@@ -162,6 +161,7 @@ def test_safetensors_roundtrip_keeps_openai_layout(golden, tmp_path):
     ("nan", "NaN or Inf"),
     ("no_visual", "no 'visual"),
     ("conv2", "linear_patch=3d"),
+    ("resnet", "ResNet"),
     ("extra", "unexpected image-tower key 'visual.transformer.resblocks.0.attn.bias_k'"),
 ])
 def test_broken_state_dicts_are_refused(golden, tmp_path, case, msg):
@@ -177,6 +177,9 @@ def test_broken_state_dicts_are_refused(golden, tmp_path, case, msg):
         sd["clip.visual.ln_post.weight"] = w
     elif case == "no_visual":
         sd = {k: v for k, v in sd.items() if ".visual." not in k}
+    elif case == "resnet":
+        sd["clip.visual.layer1.0.conv1.weight"] = torch.zeros(1)
+        sd["clip.visual.conv2.weight"] = torch.zeros(1)
     elif case == "conv2":
         sd["clip.visual.conv2.weight"] = torch.zeros(1)
     elif case == "extra":

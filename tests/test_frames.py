@@ -3,19 +3,19 @@ clip, decode-time downscaling, and a clear VideoError for everything that is not
 
 import importlib.util
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import GOLDEN_DIR, golden_sets
+
 from c4c.errors import InputError, VideoError
 from c4c.frames import _sane_fps, sample_frames, sample_indices, uniform_subsample
 
-GOLDEN = Path(os.environ.get("C4C_GOLDEN_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "golden"))
-SETS = sorted(p for p in GOLDEN.glob("*") if (p / "frames_golden.json").is_file()) if GOLDEN.is_dir() else []
+SETS = [s for s in golden_sets() if (s / "frames_golden.json").is_file()]
 VIDEOS = [(s, j) for s in SETS for j in range(len(json.loads((s / "frames_golden.json").read_text())["videos"]))]
-needs_golden = pytest.mark.skipif(not SETS, reason=f"no golden sets under {GOLDEN}")
+needs_golden = pytest.mark.skipif(not SETS, reason=f"no golden sets under {GOLDEN_DIR}")
 
 
 def _golden_video(s: Path, j: int) -> dict:
@@ -186,12 +186,16 @@ def test_bad_inputs_raise_video_error(tmp_path, case, msg):
     assert "\n" not in str(e.value) and str(p) in str(e.value)
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads any file")
-def test_unreadable_file(tmp_path):
+def test_unreadable_file(tmp_path, monkeypatch):
+    import c4c.frames
     p = tmp_path / "locked.mp4"
-    _write_mp4(p, n=3)
-    p.chmod(0)
-    with pytest.raises(VideoError, match="permission"):
+    p.write_bytes(b"\x00" * 64)
+
+    def denied(*args, **kwargs):  # chmod 000 does not stop root, so simulate what open() raises
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(c4c.frames, "open", denied, raising=False)
+    with pytest.raises(VideoError, match="permission denied"):
         sample_frames(p)
 
 

@@ -2,7 +2,6 @@
 the derived architecture, frame embeddings (fp32 golden, fp16 loosely), and the full video path."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,14 +10,15 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import GOLDEN_DIR, golden_sets
+
 from c4c.backbone import Backbone
 from c4c.frames import sample_frames
 from c4c.preprocess import preprocess
 
 REPO = Path(__file__).resolve().parents[1]
-GOLDEN = Path(os.environ.get("C4C_GOLDEN_DIR", REPO.parent / "shared" / "golden"))
-SETS = sorted(p for p in GOLDEN.glob("*") if (p / "clip4clip.bin").is_file()) if GOLDEN.is_dir() else []
-pytestmark = pytest.mark.skipif(not SETS, reason=f"no golden sets under {GOLDEN}")
+SETS = [s for s in golden_sets() if (s / "clip4clip.bin").is_file()]
+pytestmark = pytest.mark.skipif(not SETS, reason=f"no golden sets under {GOLDEN_DIR}")
 CROPS = ("c4c", "repro")
 
 
