@@ -195,6 +195,16 @@ def _build(arch: VisionArch, weights: dict[str, torch.Tensor], device: torch.dev
     return model.to(device).eval()
 
 
+def _device(device: str | torch.device) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(f"unknown device {device!r}; use cpu or cuda (cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} requested but CUDA is not available here; use cpu")
+    return dev
+
+
 class Backbone:
     """A frozen CLIP image tower: pixels [n,3,S,S] -> frame embeddings (n, E)."""
 
@@ -215,7 +225,7 @@ class Backbone:
             raise CheckpointError(f"{source}: has no 'visual.*' (or 'clip.visual.*') keys; not a CLIP checkpoint")
         arch = arch_from_state_dict(vis, source, heads=heads)
         check_finite(vis, source)
-        device = torch.device(device)
+        device = _device(device)
         model = _build(arch, to_hf(vis, arch), device, source)
         if dtype != torch.float32:
             model = model.to(dtype)

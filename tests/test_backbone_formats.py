@@ -196,4 +196,9 @@ def test_embed_checks_input_and_batches_consistently(golden):
     with pytest.raises(InputError, match=str(b.image_size)):
         b.embed(torch.zeros(1, 3, b.image_size + 1, b.image_size + 1))
     assert b.embed(x[:0]).shape == (0, b.embed_dim)
+    with pytest.raises(InputError, match="device"):
+        Backbone.from_state_dict(golden["raw"], device="tpu-9")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="CUDA is not available"):
+            Backbone.from_state_dict(golden["raw"], device="cuda")
     assert torch.allclose(b.embed(x, batch_size=1), golden["emb"], atol=1e-5)
