@@ -41,7 +41,7 @@ def _resize_short(img: Image.Image, size: int) -> Image.Image:
     new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
     if (new_w, new_h) == (w, h):
         return img
-    return img.resize((new_w, new_h), Image.BICUBIC)
+    return img.resize((new_w, new_h), Image.Resampling.BICUBIC)
 
 
 def crop_uint8(image: np.ndarray, size: int = 224, crop: str = "c4c") -> np.ndarray:
