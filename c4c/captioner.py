@@ -343,13 +343,15 @@ class _Decoder(nn.Module):
 class CaptionModel(nn.Module):
     """TE + TD caption model; `state_dict()` keys equal the reference checkpoint's (keys_repro.txt)."""
 
-    def __init__(self, cfg: CaptionConfig):
+    def __init__(self, cfg: CaptionConfig, init: bool = True):
+        """A fresh model; `init=False` skips the reference init (for weights about to be overwritten)."""
         super().__init__()
         self.cfg = cfg
         self.normalize_video = _NormalizeVideo(cfg)
         self.visual = _Visual(cfg)
         self.decoder = _Decoder(cfg)
-        self.apply(self._init_weights)
+        if init:
+            self.apply(self._init_weights)
 
     def _init_weights(self, m):
         # Reference PreTrainedModel.init_weights: N(0, 0.02) weights, zero biases, LayerNorm 1/0.
@@ -430,8 +432,8 @@ class CaptionModel(nn.Module):
     @classmethod
     def from_state_dict(cls, sd: dict[str, torch.Tensor], cfg: CaptionConfig, source: str = "state dict") -> CaptionModel:
         """Build a model holding exactly `sd` (missing/mis-shaped/extra keys and NaN/Inf raise CheckpointError)."""
-        with torch.device("meta"):  # no throw-away random init of a model we are about to overwrite
-            model = cls(cfg)
+        # Not built on the meta device: its normal_ pulls in torch._dynamo (seconds of import time).
+        model = cls(cfg, init=False)
         expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if k != _TIED}
         check_shapes(sd, expected, source)
         extra = sorted(set(sd) - set(expected) - {_TIED})

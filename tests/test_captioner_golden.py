@@ -1,0 +1,351 @@
+"""Caption model vs the reference goldens: state-dict layout, every intermediate tensor, logits and
+loss in the three mask conventions, prepare_video, the safetensors round trip, loader errors,
+training-mode dropout, and initialisation from a (fake, small) UniVL checkpoint."""
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from c4c.captioner import CaptionConfig, CaptionModel, caption_loss, init_from_univl, prepare_video
+from c4c.checkpoints import load_state_dict, read_safetensors_metadata
+from c4c.errors import CheckpointError, InputError
+
+CONVS = ("repro", "univl", "ones")
+MASK_OF = {"repro": "repro", "univl": "frames", "ones": "ones"}  # golden convention -> CaptionConfig.mask
+TOL = 1e-4  # golden README 8
+KEYS_UNIVL = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "keys_univl.txt"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # The CPUs are shared: with 2 intra-op threads on a busy machine tiny ops wait on each other.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@lru_cache(maxsize=4)
+def _set(path: Path):
+    cfg = json.loads((path / "config.json").read_text())
+    model = CaptionModel.from_file(path / "decoder.bin", heads=cfg["num_attention_heads"],
+                                   max_frames=cfg["max_frames"], max_words=cfg["max_words"])
+    inputs = {k: torch.from_numpy(v) for k, v in np.load(path / "inputs.npz").items()}
+    gold = {k: torch.from_numpy(v) for k, v in np.load(path / "golden.npz").items()}
+    return cfg, model, json.loads((path / "golden.json").read_text()), gold, inputs
+
+
+def _maxdiff(a, b):
+    return float((a - b).abs().max())
+
+
+def test_layout_and_sizes_read_off_the_checkpoint(golden_set):
+    cfg, model, *_ = _set(golden_set)
+    file_sd = torch.load(golden_set / "decoder.bin", map_location="cpu", weights_only=True)
+    assert set(model.state_dict()) == set(file_sd)
+    assert len(file_sd) == cfg["checkpoint"]["n_keys"]
+    c = model.cfg
+    assert (c.hidden, c.heads, c.intermediate, c.vocab_size, c.video_dim) == (
+        cfg["hidden_size"], cfg["num_attention_heads"], cfg["intermediate_size"], cfg["vocab_size"], cfg["video_dim"])
+    assert (c.te_layers, c.td_layers) == (cfg["visual_num_hidden_layers"], cfg["decoder_num_hidden_layers"])
+    assert (c.visual_positions, c.decoder_positions) == (
+        cfg["visual_max_position_embeddings"], cfg["decoder_position_embeddings_rows"])
+    pred = model.decoder.classifier.cls.predictions
+    assert pred.decoder.weight is model.decoder.embeddings.word_embeddings.weight
+    for k, v in file_sd.items():
+        assert torch.equal(model.state_dict()[k], v), k
+
+
+@pytest.mark.parametrize("conv", CONVS)
+def test_tensors_logits_and_loss_match_golden(golden_set, conv):
+    cfg, model, gj, gold, inp = _set(golden_set)
+    mask = inp[f"video_mask_{conv}"]
+    with torch.no_grad():
+        enc = model.encoder_states(inp["video_padded"], mask)
+        dec = model.decoder_states(inp["input_caption_ids"], enc[-1], mask, inp["decoder_mask"])
+        logits = model.logits(dec[-1])
+    assert _maxdiff(enc[0], gold["normalized_video"]) <= TOL
+    assert _maxdiff(enc[1], gold[f"enc_embeddings_{conv}"]) <= TOL
+    assert len(enc) - 2 == gold[f"enc_layers_{conv}"].shape[0]
+    for i, layer in enumerate(enc[2:]):
+        assert _maxdiff(layer, gold[f"enc_layers_{conv}"][i]) <= TOL
+    assert _maxdiff(enc[-1], gold[f"enc_out_{conv}"]) <= TOL
+    assert _maxdiff(dec[0], gold[f"dec_embeddings_{conv}"]) <= TOL
+    assert len(dec) - 1 == gold[f"dec_layers_{conv}"].shape[0]
+    for i, layer in enumerate(dec[1:]):
+        assert _maxdiff(layer, gold[f"dec_layers_{conv}"][i]) <= TOL
+    n = gold[f"tf_logits_{conv}"].shape[1]
+    assert _maxdiff(logits[:, :n], gold[f"tf_logits_{conv}"]) <= TOL
+    loss = caption_loss(logits, inp["output_caption_ids"])
+    assert abs(float(loss) - gj["tf_loss"][conv]) <= TOL
+    for i, v in enumerate(gj["videos"]):
+        g = v["per_convention"][conv]
+        am = logits[i].argmax(-1).tolist()
+        for p, (want, gap) in enumerate(zip(g["tf_argmax_ids"], g["tf_top1_minus_top2_logit"])):
+            if gap > 1e-3:
+                assert am[p] == want, (i, p)
+    # forward() is the same computation in one call
+    with torch.no_grad():
+        assert torch.equal(model(inp["video_padded"], mask, inp["input_caption_ids"], inp["decoder_mask"]), logits)
+
+
+def test_prepare_video_builds_the_reference_inputs(golden_set):
+    _, model, gj, _, inp = _set(golden_set)
+    for conv in CONVS:
+        cfg = CaptionConfig(**{**model.cfg.__dict__, "mask": MASK_OF[conv]})
+        for i in range(len(gj["videos"])):
+            video, mask = prepare_video(inp[f"feats_{i}"].numpy(), cfg)
+            assert torch.equal(video[0], inp["video_padded"][i])
+            assert torch.equal(mask[0], inp[f"video_mask_{conv}"][i])
+
+
+def test_e2e_encoder_matches_golden(golden_set):
+    if not (golden_set / "e2e_golden.npz").is_file():
+        pytest.skip("set has no end-to-end goldens")
+    _, model, _, _, _ = _set(golden_set)
+    feats = np.load(golden_set / "e2e_features.npz")
+    gold = np.load(golden_set / "e2e_golden.npz")
+    for conv in CONVS:
+        cfg = CaptionConfig(**{**model.cfg.__dict__, "mask": MASK_OF[conv]})
+        for j in range(gold["video_padded"].shape[0]):
+            video, mask = prepare_video(feats[f"feats_fp32_{j}"], cfg)
+            assert torch.equal(video[0], torch.from_numpy(gold["video_padded"][j]))
+            with torch.no_grad():
+                out = model.encode(video, mask)
+            assert _maxdiff(out[0], torch.from_numpy(gold[f"enc_out_{conv}"][j])) <= TOL
+
+
+def test_safetensors_round_trip(golden_set, tmp_path):
+    cfg, model, _, _, inp = _set(golden_set)
+    path = tmp_path / "dec.safetensors"
+    model.save(path, provenance={"from": str(golden_set.name)})
+    sd = load_state_dict(path)
+    assert "decoder.classifier.cls.predictions.decoder.weight" not in sd  # tied weight stored once
+    assert len(sd) == len(model.state_dict()) - 1
+    meta = read_safetensors_metadata(path)
+    assert (meta["heads"], meta["mask"], meta["max_frames"], meta["max_words"]) == (
+        cfg["num_attention_heads"], "repro", cfg["max_frames"], cfg["max_words"])
+    assert meta["provenance"] == {"from": golden_set.name}
+    back = CaptionModel.from_file(path)  # settings come from the metadata
+    assert back.cfg == model.cfg
+    assert back.decoder.classifier.cls.predictions.decoder.weight is back.decoder.embeddings.word_embeddings.weight
+    args = (inp["video_padded"], inp["video_mask_repro"], inp["input_caption_ids"], inp["decoder_mask"])
+    with torch.no_grad():
+        assert torch.equal(back(*args), model(*args))
+    assert CaptionModel.from_file(path, mask="frames", max_words=5).cfg.mask == "frames"  # arguments win
+
+
+def test_loader_errors(golden_set, tmp_path):
+    sd = torch.load(golden_set / "decoder.bin", map_location="cpu", weights_only=True)
+    heads = json.loads((golden_set / "config.json").read_text())["num_attention_heads"]
+    key = "decoder.decoder.layer.0.enc_attn.att.value.weight"
+    hidden = sd[key].shape[0]
+
+    def save(d):
+        p = tmp_path / "bad.bin"
+        torch.save(d, p)
+        return p
+
+    with pytest.raises(CheckpointError, match=rf"missing key '{key}' \(expected shape \[{hidden}, {hidden}\]\)"):
+        CaptionModel.from_file(save({k: v for k, v in sd.items() if k != key}), heads=heads)
+    with pytest.raises(CheckpointError, match=rf"'{key}' has shape \[{hidden}, {hidden - 1}\], expected "
+                                              rf"\[{hidden}, {hidden}\]"):
+        CaptionModel.from_file(save({**sd, key: sd[key][:, :-1].clone()}), heads=heads)
+    nan = sd[key].clone()
+    nan[0, 0] = float("nan")
+    with pytest.raises(CheckpointError, match="NaN"):
+        CaptionModel.from_file(save({**sd, key: nan}), heads=heads)
+    with pytest.raises(CheckpointError, match="unexpected key 'extra.weight'"):
+        CaptionModel.from_file(save({**sd, "extra.weight": torch.zeros(1)}), heads=heads)
+    with pytest.raises(CheckpointError, match="UniVL pretraining checkpoint"):
+        CaptionModel.from_file(save({**sd, "bert.pooler.dense.bias": torch.zeros(hidden)}), heads=heads)
+    untied = {k: v.clone() for k, v in sd.items()}
+    untied["decoder.classifier.cls.predictions.decoder.weight"] += 1
+    with pytest.raises(CheckpointError, match="tied"):
+        CaptionModel.from_file(save(untied), heads=heads)
+    with pytest.raises(InputError, match="do not divide"):
+        CaptionModel.from_file(golden_set / "decoder.bin", heads=hidden + 1)
+
+
+def _tiny_cfg(**kw):
+    base = dict(video_dim=24, hidden=32, heads=2, intermediate=64, te_layers=2, td_layers=2, vocab_size=200,
+                visual_positions=40, decoder_positions=40, max_frames=6, max_words=7)
+    return CaptionConfig(**{**base, **kw})
+
+
+def test_train_mode_dropout_and_gradients():
+    torch.manual_seed(0)
+    model = CaptionModel(_tiny_cfg(dropout=0.3))
+    video, mask = torch.randn(2, 6, 24), torch.ones(2, 6, dtype=torch.long)
+    ids = torch.randint(0, 200, (2, 7))
+    dmask = torch.ones(2, 7, dtype=torch.long)
+    model.train()
+    a, b = model(video, mask, ids, dmask), model(video, mask, ids, dmask)
+    assert not torch.equal(a, b)  # dropout is active
+    caption_loss(a, ids).backward()
+    assert model.decoder.embeddings.word_embeddings.weight.grad.abs().sum() > 0
+    assert model.normalize_video.visual_norm2d.weight.grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        ref = model(video, mask, ids, dmask)
+    model.with_settings(dropout=0.0).train()
+    with torch.no_grad():
+        assert torch.equal(model(video, mask, ids, dmask), ref)
+
+
+def test_prepare_video_validates_and_cuts(tmp_path):
+    cfg = _tiny_cfg(mask="frames")
+    video, mask = prepare_video(np.ones((9, 24), np.float32), cfg)  # more frames than slots: keep the first 6
+    assert video.shape == (1, 6, 24) and mask.tolist() == [[1] * 6]
+    video, mask = prepare_video(torch.arange(48.).view(2, 24), cfg)
+    assert mask.tolist() == [[1, 1, 0, 0, 0, 0]] and float(video[0, 2:].abs().sum()) == 0
+    with pytest.raises(InputError, match="20 columns but the decoder expects 24"):
+        prepare_video(np.zeros((3, 20)), cfg)
+    with pytest.raises(InputError, match="2-D"):
+        prepare_video(np.zeros((1, 3, 24)), cfg)
+    with pytest.raises(InputError, match="0 frames"):
+        prepare_video(np.zeros((0, 24)), cfg)
+    with pytest.raises(InputError, match="NaN"):
+        prepare_video(np.full((2, 24), np.nan), cfg)
+    with pytest.raises(InputError, match="mask"):
+        _tiny_cfg(mask="none")
+    with pytest.raises(InputError, match="max_frames"):
+        _tiny_cfg(max_frames=41)
+
+
+def _univl_shapes(hidden, ffn, vocab, video_dim, positions, cross_positions, n_bert, n_visual, n_cross, n_dec):
+    """Key -> shape of a UniVL pretraining checkpoint (SPEC 2.4, keys_univl.txt naming) at any size."""
+    h, out = hidden, {}
+
+    def lin(name, n_out, n_in, bias=True):
+        out[f"{name}.weight"] = (n_out, n_in)
+        if bias:
+            out[f"{name}.bias"] = (n_out,)
+
+    def ln(name, n=h):
+        out[f"{name}.weight"] = (n,)
+        out[f"{name}.bias"] = (n,)
+
+    def bert_layer(p, attn=("attention.self", "attention.output")):
+        for q in ("query", "key", "value"):
+            lin(f"{p}.{attn[0]}.{q}", h, h)
+        lin(f"{p}.{attn[1]}.dense", h, h)
+        ln(f"{p}.{attn[1]}.LayerNorm")
+
+    def ffn_block(p):
+        lin(f"{p}.intermediate.dense", ffn, h)
+        lin(f"{p}.output.dense", h, ffn)
+        ln(f"{p}.output.LayerNorm")
+
+    def head(p, n_vocab, vocab_weight=True):
+        lin(f"{p}.transform.dense", h, h)
+        ln(f"{p}.transform.LayerNorm")
+        if vocab_weight:
+            out[f"{p}.decoder.weight"] = (n_vocab, h)
+        out[f"{p}.bias"] = (n_vocab,)
+
+    out["bert.embeddings.word_embeddings.weight"] = (vocab, h)
+    out["bert.embeddings.position_embeddings.weight"] = (positions, h)
+    out["bert.embeddings.token_type_embeddings.weight"] = (2, h)
+    ln("bert.embeddings.LayerNorm")
+    for i in range(n_bert):
+        bert_layer(f"bert.encoder.layer.{i}")
+        ffn_block(f"bert.encoder.layer.{i}")
+    lin("bert.pooler.dense", h, h)
+    lin("visual.embeddings.word_embeddings", h, video_dim)
+    out["visual.embeddings.position_embeddings.weight"] = (positions, h)
+    ln("visual.embeddings.LayerNorm")
+    for i in range(n_visual):
+        bert_layer(f"visual.encoder.layer.{i}")
+        ffn_block(f"visual.encoder.layer.{i}")
+    lin("visual.pooler.dense", h, h)
+    out["cross.embeddings.position_embeddings.weight"] = (cross_positions, h)
+    out["cross.embeddings.token_type_embeddings.weight"] = (2, h)
+    ln("cross.embeddings.LayerNorm")
+    for i in range(n_cross):
+        bert_layer(f"cross.encoder.layer.{i}")
+        ffn_block(f"cross.encoder.layer.{i}")
+    lin("cross.pooler.dense", h, h)
+    out["decoder.embeddings.word_embeddings.weight"] = (vocab, h)
+    out["decoder.embeddings.position_embeddings.weight"] = (positions, h)
+    ln("decoder.embeddings.LayerNorm")
+    for i in range(n_dec):
+        for a in ("slf_attn", "enc_attn"):
+            bert_layer(f"decoder.decoder.layer.{i}", (f"{a}.att", f"{a}.output"))
+        ffn_block(f"decoder.decoder.layer.{i}")
+    head("decoder.classifier.cls.predictions", vocab)
+    head("cls.predictions", vocab)
+    head("cls_visual.predictions", video_dim, vocab_weight=False)
+    out["cls_visual.predictions.weight"] = (h, video_dim)
+    lin("similarity_dense", 1, h)
+    ln("normalize_video.visual_norm2d", video_dim)
+    return out
+
+
+def _fake_univl(path, **sizes):
+    """A small random UniVL file with the real file's ties (word embedding = classifier weights)."""
+    gen = torch.Generator().manual_seed(5)
+    sd = {k: torch.randn(s, generator=gen) for k, s in _univl_shapes(**sizes).items()}
+    for k in ("decoder.embeddings.word_embeddings.weight", "decoder.classifier.cls.predictions.decoder.weight",
+              "cls.predictions.decoder.weight"):
+        sd[k] = sd["bert.embeddings.word_embeddings.weight"]
+    sd["decoder.embeddings.position_embeddings.weight"] = sd["bert.embeddings.position_embeddings.weight"]
+    # an old TF-style LayerNorm name, which the reference loader renames
+    sd["decoder.embeddings.LayerNorm.gamma"] = sd.pop("decoder.embeddings.LayerNorm.weight")
+    torch.save(sd, path)
+    return {k.replace("gamma", "weight"): v for k, v in sd.items()}
+
+
+@pytest.mark.skipif(not KEYS_UNIVL.is_file(), reason="reference key list not available")
+def test_fake_univl_naming_equals_reference_key_list():
+    want = {}
+    for line in KEYS_UNIVL.read_text().splitlines():
+        name, shape = line.split("\t")
+        want[name] = tuple(json.loads(shape))
+    assert _univl_shapes(hidden=768, ffn=3072, vocab=30522, video_dim=1024, positions=512, cross_positions=1024,
+                         n_bert=12, n_visual=6, n_cross=2, n_dec=3) == want
+
+
+def test_init_from_univl(tmp_path):
+    sizes = dict(hidden=32, ffn=64, vocab=200, video_dim=48, positions=40, cross_positions=50, n_bert=1, n_visual=3,
+                 n_cross=1, n_dec=3)
+    src = _fake_univl(tmp_path / "univl.bin", **sizes)
+    torch.manual_seed(1)
+    model = CaptionModel(_tiny_cfg())  # 24-d input vs the file's 48-d; 2+2 layers vs the file's 3+3
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    report = init_from_univl(model, tmp_path / "univl.bin")
+    sd = model.state_dict()
+    assert {k for k, _, _ in report.skipped_shape} == {
+        "normalize_video.visual_norm2d.weight", "normalize_video.visual_norm2d.bias",
+        "visual.embeddings.word_embeddings.weight"}
+    assert ("visual.embeddings.word_embeddings.weight", (32, 24), (32, 48)) in report.skipped_shape
+    for k, _, _ in report.skipped_shape:
+        assert torch.equal(sd[k], before[k]), k  # left freshly initialised
+    assert torch.equal(sd["normalize_video.visual_norm2d.weight"], torch.ones(24))
+    assert report.missing == ()
+    assert set(report.loaded) | {k for k, _, _ in report.skipped_shape} == set(sd) - {
+        "decoder.classifier.cls.predictions.decoder.weight"}
+    for k in report.loaded:
+        assert torch.equal(sd[k], src[k]), k
+    assert model.decoder.classifier.cls.predictions.decoder.weight is model.decoder.embeddings.word_embeddings.weight
+    assert torch.equal(sd["decoder.classifier.cls.predictions.decoder.weight"],
+                       src["decoder.classifier.cls.predictions.decoder.weight"])
+    unused = set(report.unused)
+    assert "visual.encoder.layer.2.output.dense.weight" in unused and "decoder.decoder.layer.2.output.dense.weight" in unused
+    assert "bert.encoder.layer.0.output.dense.weight" in unused and "cross.pooler.dense.bias" in unused
+    assert "decoder.classifier.cls.predictions.decoder.weight" not in unused
+    assert "decoder.embeddings.LayerNorm.weight" in report.loaded  # found under its gamma name
+    assert "shape mismatch 3" in report.summary()
+
+    deeper = CaptionModel(_tiny_cfg(te_layers=4, hidden=32))
+    report = init_from_univl(deeper, tmp_path / "univl.bin")
+    assert "visual.encoder.layer.3.attention.self.query.weight" in report.missing
+    assert "visual.encoder.layer.2.attention.self.query.weight" in report.loaded
+
+    with pytest.raises(CheckpointError, match="no key"):
+        init_from_univl(CaptionModel(_tiny_cfg(hidden=16, heads=1, intermediate=8, vocab_size=7, video_dim=5,
+                                               visual_positions=9, decoder_positions=9)), tmp_path / "univl.bin")
