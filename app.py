@@ -1,0 +1,159 @@
+"""c4c's web app: drop a video, see every decoder's caption and why the ensemble chose its winner.
+
+    python app.py                      # http://127.0.0.1:7860, the zoo in weights/demo
+    C4C_ZOO=path/or/hub-repo python app.py
+
+Environment: C4C_ZOO (zoo folder, or on Spaces a Hub repo id), C4C_MAX_UPLOAD_MB (100),
+C4C_MAX_DURATION_S (300), C4C_CONCURRENCY (2), C4C_QUEUE_SIZE (64), GRADIO_SERVER_NAME / _PORT.
+The request logic lives in c4c/ui/; this file only lays out the page.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+try:  # Hugging Face Spaces (ZeroGPU): `spaces` must be imported before torch to manage the GPU
+    import spaces
+    gpu = spaces.GPU(duration=120)
+except ImportError:
+    spaces = None
+    def gpu(fn):
+        return fn
+
+import gradio as gr
+
+from c4c.errors import C4CError
+from c4c.result import METRIC_NAMES, CaptionResult
+from c4c.ui import figures, view
+from c4c.ui.service import AppConfig, CaptionService
+
+ROOT = Path(__file__).resolve().parent
+EXAMPLES_DIR = ROOT / "examples"
+VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov")
+# ZeroGPU runs the decorated function in another process: a progress callback cannot cross over.
+ZERO_GPU = os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")
+TITLE = "c4c: CLIP4Caption ensemble explorer"
+INTRO = """# c4c: CLIP4Caption, with an ensemble you can inspect
+Drop a video. Frames sampled at 1 fps go through a CLIP ViT; several caption decoders each write a
+caption; every caption is scored against all the others (leave-one-out) and the one the others agree
+with most wins."""
+CSS = """
+.c4c-winner { padding: 14px 18px; border-radius: 10px; border: 2px solid #d95f02; background: #fff7ec; }
+.c4c-winner-caption { font-size: 1.6em; font-weight: 700; color: #1a1a1a; line-height: 1.3; }
+.c4c-winner-meta { margin-top: 6px; color: #444; }
+"""
+
+
+def load_pipeline(warm: bool = True):
+    """The Pipeline over $C4C_ZOO (default weights/demo), on the GPU when there is one, warmed up."""
+    from c4c.pipeline import Pipeline
+    from c4c.ui.hub import resolve_zoo
+    from c4c.ui.service import warm_up
+    pipeline = Pipeline.from_zoo(resolve_zoo(), device="auto")
+    if warm:
+        warm_up(pipeline)
+    return pipeline
+
+
+def example_videos(folder: Path = EXAMPLES_DIR) -> list[Path]:
+    return sorted(p for p in folder.glob("*") if p.suffix.lower() in VIDEO_SUFFIXES) if folder.is_dir() else []
+
+
+def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] | None = None) -> gr.Blocks:
+    """The page and its `/caption` API over one loaded Pipeline (shared read-only by all requests)."""
+    config = config or AppConfig.from_env()
+    service = CaptionService(pipeline, config)
+    names = service.names
+    examples = example_videos() if examples is None else examples
+
+    @gpu
+    def caption(video, metric, beam, max_frames, decoders, progress=gr.Progress()):
+        """Caption a video with every chosen decoder; returns the whole result as JSON."""
+        report = None if ZERO_GPU else (lambda frac, text: progress(frac, desc=text))
+        try:
+            result, thumbs = service.caption(video, metric, beam, max_frames, decoders, progress=report)
+        except C4CError as e:  # the user's input, not a bug: one clear line in the page
+            raise gr.Error(str(e), print_exception=False) from None
+        return result.to_dict(), thumbs
+
+    def render(result: dict, thumbs):
+        r = CaptionResult.from_dict(result)
+        return (view.winner_html(r), view.why_markdown(r), view.styled_table(r), thumbs,
+                figures.loo_figure(r), figures.agreement_figure(r), view.timings_markdown(r),
+                str(service.files.write(r)))
+
+    def caption_and_render(video, metric, beam, max_frames, decoders, progress=gr.Progress()):
+        result, thumbs = caption(video, metric, beam, max_frames, decoders, progress)
+        return (result, *render(result, thumbs))
+
+    with gr.Blocks(title=TITLE, delete_cache=(1800, 3600)) as demo:
+        gr.Markdown(INTRO)
+        gr.Markdown(view.zoo_markdown(pipeline.zoo.summary()))
+        with gr.Row():
+            with gr.Column(scale=2, min_width=320) as left:
+                video = gr.Video(label="Video", sources=["upload", "webcam"], elem_id="c4c-video")
+                metric = gr.Radio([(label, key) for key, label in METRIC_NAMES.items()], value="cider",
+                                  label="Metric that selects the winner")
+                beam = gr.Slider(1, 10, value=5, step=1, precision=0, label="Beam size (1 = greedy)")
+                max_frames = gr.Slider(1, service.max_frames_cap, value=min(20, service.max_frames_cap), step=1,
+                                       precision=0, label="Max frames (1 per second, sampled uniformly)")
+                decoders = gr.CheckboxGroup(names, value=names, label=f"Decoders that vote (at least "
+                                            f"{service.min_decoders})")
+                run = gr.Button("Caption", variant="primary", elem_id="c4c-run")
+            with gr.Column(scale=3, min_width=480):
+                winner = gr.HTML(elem_id="c4c-winner-box")
+                why = gr.Markdown(elem_id="c4c-why")
+                table = gr.Dataframe(label="Every decoder's caption and its leave-one-out (LOO) scores; the selecting "
+                                     "metric first, the winner starred", interactive=False, wrap=True,
+                                     column_widths=view.COLUMN_WIDTHS, elem_id="c4c-table")
+                gallery = gr.Gallery(label="Sampled frames (what the decoders see)", columns=6, height=230,
+                                     object_fit="contain", elem_id="c4c-frames")
+        with gr.Row():
+            loo_plot = gr.Plot(show_label=False, elem_id="c4c-loo")
+            heat_plot = gr.Plot(show_label=False, elem_id="c4c-heatmap")
+        with gr.Row():
+            timings = gr.Markdown(elem_id="c4c-timings")
+            download = gr.DownloadButton("Download the result (JSON)", size="md", scale=0, elem_id="c4c-download")
+        with gr.Accordion("Result JSON (what the /caption API returns)", open=False):
+            result_json = gr.JSON(label="Result")
+        thumbs_state = gr.State()
+
+        inputs = [video, metric, beam, max_frames, decoders]
+        shown = [winner, why, table, gallery, loo_plot, heat_plot, timings, download]
+        run.click(caption, inputs, [result_json, thumbs_state], api_name="caption") \
+           .success(render, [result_json, thumbs_state], shown, api_visibility="private")
+        if examples:
+            with left:  # under the controls; rows carry the default controls, so a cached result matches the page
+                gr.Examples([[str(p), "cider", 5, min(20, service.max_frames_cap), names] for p in examples],
+                            inputs, [result_json, *shown], fn=caption_and_render, cache_examples=True,
+                            cache_mode="lazy", visible_columns=[0], example_labels=[p.stem for p in examples],
+                            label="Examples (click one)")
+    demo.queue(default_concurrency_limit=config.concurrency, max_size=config.queue_size)
+    return demo
+
+
+def launch_kwargs(config: AppConfig | None = None) -> dict:
+    """demo.launch() arguments shared by `python app.py` and the tests (Gradio 6: theme/css go here)."""
+    config = config or AppConfig.from_env()
+    return dict(theme=gr.themes.Soft(), css=CSS, max_file_size=int(config.max_upload_mb * 2**20),
+                ssr_mode=False, show_error=False)
+
+
+def __getattr__(name):
+    # `app.demo` for tools that import the module (e.g. `gradio app.py` reload mode): built on first
+    # access, so `import app` stays cheap and loads no model (the tests build their own).
+    if name == "demo":
+        globals()["demo"] = build_demo(load_pipeline())
+        return globals()["demo"]
+    raise AttributeError(name)
+
+
+if __name__ == "__main__":
+    try:
+        config = AppConfig.from_env()
+        demo = build_demo(load_pipeline(), config)  # every model loads here, before the first request
+    except C4CError as e:
+        sys.exit(f"error: {e}")
+    demo.launch(**launch_kwargs(config))

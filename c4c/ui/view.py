@@ -1,0 +1,100 @@
+"""A CaptionResult as the page shows it: table rows, the winner's banner, gallery items, timings.
+
+Pure functions of the result (and the sampled frames): they never touch the models, so the page
+cannot show anything the result JSON does not hold."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+from PIL import Image
+
+from ..result import METRIC_NAMES, CaptionResult
+
+__all__ = ["metric_order", "table_rows", "table_headers", "styled_table", "winner_html", "why_markdown",
+           "timings_markdown", "zoo_markdown", "thumbnails", "WINNER_MARK", "WINNER_STYLE", "COLUMN_WIDTHS"]
+
+WINNER_MARK = "\u2605"  # star before the winner's name: the highlight survives copy-paste and colour blindness
+WINNER_STYLE = "background-color: #fff3b0; color: #1a1a1a; font-weight: 700"
+COLUMN_WIDTHS = ["7%", "14%", "39%", "10%", "10%", "10%", "10%"]  # rank, model, caption, 4 scores
+THUMB_SHORT_SIDE = 224  # gallery thumbnails: the size CLIP sees, small enough for per-session state
+
+
+def metric_order(selected: str) -> list[str]:
+    """Metric keys with the selecting one first, then the rest in METRIC_NAMES order."""
+    return [selected] + [m for m in METRIC_NAMES if m != selected]
+
+
+def table_headers(r: CaptionResult) -> list[str]:
+    return ["Rank", "Model", "Caption"] + [METRIC_NAMES[m] for m in metric_order(r.metric)]
+
+
+def table_rows(r: CaptionResult) -> list[list]:
+    """One row per decoder, best-ranked first: rank, model (starred if it won), caption, LOO scores."""
+    rows = []
+    for i, c in sorted(enumerate(r.captions), key=lambda ic: ic[1].rank):
+        name = f"{WINNER_MARK} {c.name}" if i == r.winner else c.name
+        rows.append([c.rank, name, c.caption] + [round(float(c.loo[m]), 4) for m in metric_order(r.metric)])
+    return rows
+
+
+def styled_table(r: CaptionResult):
+    """The table as a pandas Styler: scores to 3 decimals, the winner's row highlighted."""
+    import pandas as pd
+    headers = table_headers(r)
+    df = pd.DataFrame(table_rows(r), columns=headers)
+    win_row = next(k for k, row in enumerate(table_rows(r)) if row[1].startswith(WINNER_MARK))
+    score_cols = headers[3:]
+
+    def highlight(row):
+        return [WINNER_STYLE if row.name == win_row else ""] * len(row)
+
+    return df.style.apply(highlight, axis=1).format({c: "{:.3f}" for c in score_cols})
+
+
+def winner_html(r: CaptionResult) -> str:
+    """The ensemble's caption, large, with the model that wrote it and the metric that chose it."""
+    return (f'<div class="c4c-winner" id="c4c-winner"><div class="c4c-winner-caption">{html.escape(r.caption)}</div>'
+            f'<div class="c4c-winner-meta">by <b>{html.escape(r.winner_name)}</b>, chosen by leave-one-out '
+            f"{html.escape(METRIC_NAMES.get(r.metric, r.metric))} among {len(r.captions)} decoders</div></div>")
+
+
+def why_markdown(r: CaptionResult) -> str:
+    return f"**Why this caption won:** {r.explain()}"
+
+
+def timings_markdown(r: CaptionResult) -> str:
+    """Per-stage seconds in pipeline order, plus what the numbers ran on."""
+    parts = [f"{k} {v:.2f} s" for k, v in r.timings.items() if k != "total"]
+    total = r.timings.get("total")
+    head = f"**Timings** ({r.settings.get('device', '?')}, beam {r.settings.get('beam', '?')}, "\
+           f"{len(r.timestamps)} frames)"
+    text = f"{head}: " + ", ".join(parts)
+    if total is not None:
+        text += f"; total {total:.2f} s"
+    if r.timings.get("backbone", 1.0) == 0.0:
+        text += " (frames and features reused from an earlier request on the same video)"
+    return text
+
+
+def zoo_markdown(zoo_summary: dict) -> str:
+    """Which model zoo answers, and what it was trained on (never let a demo zoo pass for MSR-VTT)."""
+    name = zoo_summary.get("name", "?")
+    desc = zoo_summary.get("description") or "no description in its manifest"
+    n = len(zoo_summary.get("decoders", {}))
+    return f"**Model zoo:** `{name}`: {n} decoders. {desc}"
+
+
+def thumbnails(images: np.ndarray, timestamps: list[float], indices: list[int],
+               short_side: int = THUMB_SHORT_SIDE) -> list[tuple[np.ndarray, str]]:
+    """(RGB uint8 thumbnail, "3.0 s, #90") per sampled frame (time, frame index), for gr.Gallery."""
+    out = []
+    for img, t, idx in zip(images, timestamps, indices):
+        h, w = img.shape[:2]
+        if min(h, w) > short_side:
+            scale = short_side / min(h, w)
+            img = np.asarray(Image.fromarray(img).resize((max(1, round(w * scale)), max(1, round(h * scale))),
+                                                         Image.BICUBIC))
+        out.append((np.ascontiguousarray(img), f"{t:.1f} s, #{idx}"))
+    return out
