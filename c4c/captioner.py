@@ -430,7 +430,8 @@ class CaptionModel(nn.Module):
         return cls.from_state_dict(sd, cfg, source=str(path))
 
     @classmethod
-    def from_state_dict(cls, sd: dict[str, torch.Tensor], cfg: CaptionConfig, source: str = "state dict") -> CaptionModel:
+    def from_state_dict(cls, sd: dict[str, torch.Tensor], cfg: CaptionConfig,
+                        source: str = "state dict") -> CaptionModel:
         """Build a model holding exactly `sd` (missing/mis-shaped/extra keys and NaN/Inf raise CheckpointError)."""
         # Not built on the meta device: its normal_ pulls in torch._dynamo (seconds of import time).
         model = cls(cfg, init=False)
@@ -543,21 +544,23 @@ def init_from_univl(model: CaptionModel, path: str | Path) -> LoadReport:
     src = load_state_dict(path)
     # The reference renames TF-style gamma/beta LayerNorm names.
     src = {k.replace("gamma", "weight").replace("beta", "bias"): v for k, v in src.items()}
-    check_finite(src, path)
     targets = {k: v for k, v in model.state_dict(keep_vars=True).items() if k != _TIED}
-    used, loaded, skipped, missing = set(), [], [], []
+    plan, used, skipped, missing = {}, set(), [], []  # plan: model key -> file key to copy
+    for key, param in targets.items():
+        name = next((n for n in (key, *_UNIVL_ALIASES.get(key, ())) if n in src), None)
+        if name is None:
+            missing.append(key)
+            continue
+        used.add(name)
+        if tuple(src[name].shape) != tuple(param.shape):
+            skipped.append((key, tuple(param.shape), tuple(src[name].shape)))
+        else:
+            plan[key] = name
+    check_finite({n: src[n] for n in plan.values()}, path)  # only what is copied: unused heads may be anything
     with torch.no_grad():
-        for key, param in targets.items():
-            name = next((n for n in (key, *_UNIVL_ALIASES.get(key, ())) if n in src), None)
-            if name is None:
-                missing.append(key)
-                continue
-            used.add(name)
-            if tuple(src[name].shape) != tuple(param.shape):
-                skipped.append((key, tuple(param.shape), tuple(src[name].shape)))
-                continue
-            param.copy_(src[name])
-            loaded.append(key)
+        for key, name in plan.items():
+            targets[key].copy_(src[name])
+    loaded = list(plan)
     if not loaded:
         raise CheckpointError(f"{path}: no key of the caption model matches this file; is it univl.pretrained.bin?")
     if _WORD in loaded:

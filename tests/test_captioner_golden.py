@@ -3,6 +3,7 @@ loss in the three mask conventions, prepare_video, the safetensors round trip, l
 training-mode dropout, and initialisation from a (fake, small) UniVL checkpoint."""
 
 import json
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -47,7 +48,8 @@ def test_layout_and_sizes_read_off_the_checkpoint(golden_set):
     cfg, model, *_ = _set(golden_set)
     file_sd = torch.load(golden_set / "decoder.bin", map_location="cpu", weights_only=True)
     assert set(model.state_dict()) == set(file_sd)
-    assert len(file_sd) == cfg["checkpoint"]["n_keys"]
+    if "checkpoint" in cfg:
+        assert len(file_sd) == cfg["checkpoint"]["n_keys"]
     c = model.cfg
     assert (c.hidden, c.heads, c.intermediate, c.vocab_size, c.video_dim) == (
         cfg["hidden_size"], cfg["num_attention_heads"], cfg["intermediate_size"], cfg["vocab_size"], cfg["video_dim"])
@@ -96,7 +98,7 @@ def test_tensors_logits_and_loss_match_golden(golden_set, conv):
 def test_prepare_video_builds_the_reference_inputs(golden_set):
     _, model, gj, _, inp = _set(golden_set)
     for conv in CONVS:
-        cfg = CaptionConfig(**{**model.cfg.__dict__, "mask": MASK_OF[conv]})
+        cfg = replace(model.cfg, mask=MASK_OF[conv])
         for i in range(len(gj["videos"])):
             video, mask = prepare_video(inp[f"feats_{i}"].numpy(), cfg)
             assert torch.equal(video[0], inp["video_padded"][i])
@@ -110,7 +112,7 @@ def test_e2e_encoder_matches_golden(golden_set):
     feats = np.load(golden_set / "e2e_features.npz")
     gold = np.load(golden_set / "e2e_golden.npz")
     for conv in CONVS:
-        cfg = CaptionConfig(**{**model.cfg.__dict__, "mask": MASK_OF[conv]})
+        cfg = replace(model.cfg, mask=MASK_OF[conv])
         for j in range(gold["video_padded"].shape[0]):
             video, mask = prepare_video(feats[f"feats_fp32_{j}"], cfg)
             assert torch.equal(video[0], torch.from_numpy(gold["video_padded"][j]))
@@ -335,7 +337,7 @@ def test_init_from_univl(tmp_path):
     assert torch.equal(sd["decoder.classifier.cls.predictions.decoder.weight"],
                        src["decoder.classifier.cls.predictions.decoder.weight"])
     unused = set(report.unused)
-    assert "visual.encoder.layer.2.output.dense.weight" in unused and "decoder.decoder.layer.2.output.dense.weight" in unused
+    assert {"visual.encoder.layer.2.output.dense.weight", "decoder.decoder.layer.2.output.dense.weight"} <= unused
     assert "bert.encoder.layer.0.output.dense.weight" in unused and "cross.pooler.dense.bias" in unused
     assert "decoder.classifier.cls.predictions.decoder.weight" not in unused
     assert "decoder.embeddings.LayerNorm.weight" in report.loaded  # found under its gamma name
@@ -345,6 +347,15 @@ def test_init_from_univl(tmp_path):
     report = init_from_univl(deeper, tmp_path / "univl.bin")
     assert "visual.encoder.layer.3.attention.self.query.weight" in report.missing
     assert "visual.encoder.layer.2.attention.self.query.weight" in report.loaded
+
+    sd = torch.load(tmp_path / "univl.bin", weights_only=True)
+    sd["cls_visual.predictions.bias"][0] = float("nan")  # unused by the caption model: harmless
+    torch.save(sd, tmp_path / "univl_nan.bin")
+    assert init_from_univl(CaptionModel(_tiny_cfg()), tmp_path / "univl_nan.bin").missing == ()
+    sd["visual.encoder.layer.0.output.dense.bias"][0] = float("inf")
+    torch.save(sd, tmp_path / "univl_nan.bin")
+    with pytest.raises(CheckpointError, match="'visual.encoder.layer.0.output.dense.bias' contains NaN or Inf"):
+        init_from_univl(CaptionModel(_tiny_cfg()), tmp_path / "univl_nan.bin")
 
     with pytest.raises(CheckpointError, match="no key"):
         init_from_univl(CaptionModel(_tiny_cfg(hidden=16, heads=1, intermediate=8, vocab_size=7, video_dim=5,

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -42,6 +43,10 @@ def _set(path: Path):
     return cfg, model, json.loads((path / "golden.json").read_text()), inputs, tok
 
 
+def _beam(cfg) -> int:
+    return cfg.get("beam_size", 5)
+
+
 def _special(cfg):
     return dict(bos_id=cfg["special_tokens"]["BOS"], eos_id=cfg["special_tokens"]["EOS"])
 
@@ -59,8 +64,8 @@ def _check_beam(hyp, want, tok, eos):
 def test_beam_and_greedy_match_golden(golden_set, conv):
     cfg, model, gj, inp, tok = _set(golden_set)
     video, mask, sp = inp["video_padded"], inp[f"video_mask_{conv}"], _special(cfg)
-    beams = beam_search(model, video, mask, beam=cfg["beam_size"], **sp)       # batched over the videos
-    slow = beam_search_reference(model, video, mask, beam=cfg["beam_size"], **sp)
+    beams = beam_search(model, video, mask, beam=_beam(cfg), **sp)  # batched over the videos
+    slow = beam_search_reference(model, video, mask, beam=_beam(cfg), **sp)
     greedies = greedy(model, video, mask, **sp)
     for i, v in enumerate(gj["videos"]):
         g = v["per_convention"][conv]
@@ -68,7 +73,7 @@ def test_beam_and_greedy_match_golden(golden_set, conv):
         _check_beam(slow[i], g["beam"], tok, sp["eos_id"])
         assert list(greedies[i].ids) == g["greedy"]["ids"]
         assert tok.decode(greedies[i].ids) == g["greedy"]["text"]
-        one = beam_search(model, video[i:i + 1], mask[i:i + 1], beam=cfg["beam_size"], **sp)[0]
+        one = beam_search(model, video[i:i + 1], mask[i:i + 1], beam=_beam(cfg), **sp)[0]
         assert one.ids == beams[i].ids and abs(one.score - beams[i].score) <= 1e-4
 
 
@@ -79,10 +84,10 @@ def test_e2e_decoding_matches_golden(golden_set, conv):
     cfg, model, _, _, tok = _set(golden_set)
     feats = np.load(golden_set / "e2e_features.npz")
     videos = json.loads((golden_set / "e2e_golden.json").read_text())["videos"]
-    mcfg = CaptionConfig(**{**model.cfg.__dict__, "mask": MASK_OF[conv]})
+    mcfg = replace(model.cfg, mask=MASK_OF[conv])
     batch = [prepare_video(feats[f"feats_fp32_{j}"], mcfg) for j in range(len(videos))]
     video, mask, sp = torch.cat([b[0] for b in batch]), torch.cat([b[1] for b in batch]), _special(cfg)
-    beams = beam_search(model, video, mask, beam=cfg["beam_size"], **sp)
+    beams = beam_search(model, video, mask, beam=_beam(cfg), **sp)
     greedies = greedy(model, video, mask, **sp)
     checked = 0
     for j, v in enumerate(videos):
@@ -138,7 +143,7 @@ def test_real_size_kv_beam_equals_reference_beam():
     gen = torch.Generator().manual_seed(8)
     feats = [torch.randn(n, 512, generator=gen) * 0.5 for n in (20, 7)]
     # one video in each mask convention, decoded in one batch
-    batch = [prepare_video(f, CaptionConfig(**{**cfg.__dict__, "mask": m})) for f, m in zip(feats, ("repro", "frames"))]
+    batch = [prepare_video(f, replace(cfg, mask=m)) for f, m in zip(feats, ("repro", "frames"))]
     video, mask = torch.cat([b[0] for b in batch]), torch.cat([b[1] for b in batch])
     fast = beam_search(model, video, mask, beam=5)
     slow = beam_search_reference(model, video, mask, beam=5)
@@ -169,10 +174,11 @@ def test_cli_subprocess_matches_golden_beam(golden_set, tmp_path):
     feats = tmp_path / "feats.npy"
     np.save(feats, inp[f"feats_{i}"].numpy())
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    runs = {conv: subprocess.Popen([sys.executable, "-m", "c4c", *_cli_args(golden_set, cfg, feats, "--mask", mask,
-                                                                            "--beam", str(cfg["beam_size"]), "--json")],
-                                   cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for conv, mask in (("repro", "repro"), ("univl", "frames"))}  # both at once: startup dominates
+    runs = {}
+    for conv, mask in (("repro", "repro"), ("univl", "frames")):  # both at once: interpreter startup dominates
+        args = _cli_args(golden_set, cfg, feats, "--mask", mask, "--beam", str(_beam(cfg)), "--json")
+        runs[conv] = subprocess.Popen([sys.executable, "-m", "c4c", *args], cwd=REPO, env=env, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     for conv, proc in runs.items():
         out, err = proc.communicate(timeout=240)
         assert proc.returncode == 0, err
@@ -198,6 +204,10 @@ def test_cli_greedy_text_and_errors(golden_set, tmp_path, capsys):
     np.save(feats, np.zeros((2, 3, d), np.float32))
     assert cli_main(_cli_args(golden_set, cfg, feats)) == 2
     assert "must be 2-D" in capsys.readouterr().err
+    np.savez(tmp_path / "feats.npz", a=np.zeros((3, d), np.float32))
+    args = _cli_args(golden_set, cfg, tmp_path / "feats.npz")
+    assert cli_main(args) == 2
+    assert ".npz archive" in capsys.readouterr().err
     np.save(feats, inp["feats_0"].numpy())
     vocab = tmp_path / "vocab.txt"
     vocab.write_text((golden_set / "vocab.txt").read_text(encoding="utf-8") + "extra\n", encoding="utf-8")

@@ -34,11 +34,14 @@ def add_parser(sub) -> None:
 
 def _load_features(path: str) -> np.ndarray:
     try:
-        return np.load(Path(path), allow_pickle=False)
+        arr = np.load(Path(path), allow_pickle=False)
     except FileNotFoundError:
         raise InputError(f"{path}: no such features file") from None
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, EOFError) as e:
         raise InputError(f"{path}: not a .npy array file ({str(e)[:120]})") from None
+    if not isinstance(arr, np.ndarray):  # an .npz archive holds several arrays
+        raise InputError(f"{path}: is an .npz archive; save the (frames, dim) array alone with np.save")
+    return arr
 
 
 def run(args) -> int:
