@@ -32,6 +32,9 @@ def _one_thread():
 
 @lru_cache(maxsize=4)
 def _set(path: Path):
+    lacking = [f for f in ("config.json", "decoder.bin", "inputs.npz", "golden.npz", "golden.json") if not (path / f).is_file()]
+    if lacking:
+        pytest.skip(f"{path.name} has no {', '.join(lacking)}")
     cfg = json.loads((path / "config.json").read_text())
     model = CaptionModel.from_file(path / "decoder.bin", heads=cfg["num_attention_heads"],
                                    max_frames=cfg["max_frames"], max_words=cfg["max_words"])
@@ -142,6 +145,7 @@ def test_safetensors_round_trip(golden_set, tmp_path):
 
 
 def test_loader_errors(golden_set, tmp_path):
+    _set(golden_set)  # skips a set without a caption model
     sd = torch.load(golden_set / "decoder.bin", map_location="cpu", weights_only=True)
     heads = json.loads((golden_set / "config.json").read_text())["num_attention_heads"]
     key = "decoder.decoder.layer.0.enc_attn.att.value.weight"
