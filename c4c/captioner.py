@@ -421,6 +421,8 @@ class CaptionModel(nn.Module):
         """
         sd = load_state_dict(path)
         meta = read_safetensors_metadata(path)
+        if sd and all(k.startswith("module.") for k in sd):  # saved from a DataParallel wrapper
+            sd = {k[len("module."):]: v for k, v in sd.items()}
         if any(k.startswith(("bert.", "cross.")) for k in sd):
             raise CheckpointError(f"{path}: this is a UniVL pretraining checkpoint (bert./cross. keys), not a "
                                   "caption model; use it to initialise training (init_from_univl)")

@@ -173,6 +173,8 @@ def test_loader_errors(golden_set, tmp_path):
     untied["decoder.classifier.cls.predictions.decoder.weight"] += 1
     with pytest.raises(CheckpointError, match="tied"):
         CaptionModel.from_file(save(untied), heads=heads)
+    wrapped = CaptionModel.from_file(save({f"module.{k}": v for k, v in sd.items()}), heads=heads)
+    assert set(wrapped.state_dict()) == set(sd)  # a DataParallel "module." prefix is dropped
     with pytest.raises(InputError, match="do not divide"):
         CaptionModel.from_file(golden_set / "decoder.bin", heads=hidden + 1)
 
