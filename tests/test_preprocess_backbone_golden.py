@@ -121,7 +121,7 @@ def test_features_cli(gset, tmp_path):
     out = tmp_path / "f.npy"
     r = subprocess.run([sys.executable, "-m", "c4c", "features", "--backbone", str(gset["dir"] / "clip4clip.bin"),
                         str(gset["dir"] / v["file"]), "--out", str(out), "--fps-mode", "reference", "--crop", "repro",
-                        "--max-frames", "20"], cwd=REPO, capture_output=True, text=True, timeout=120)
+                        "--max-frames", str(v["slicing"]["slice_framepos_2"]["max_frames"])], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     feats = np.load(out)
     want = gset["e2e"]["feats_fp32_0"]
