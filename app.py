@@ -27,7 +27,7 @@ import gradio as gr
 from c4c.errors import C4CError
 from c4c.result import METRIC_NAMES, CaptionResult
 from c4c.ui import figures, view
-from c4c.ui.service import AppConfig, CaptionService
+from c4c.ui.service import AppConfig, CaptionService, examples_cache, examples_cache_dir
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES_DIR = ROOT / "examples"
@@ -125,7 +125,9 @@ def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] |
         run.click(caption, inputs, [result_json, thumbs_state], api_name="caption") \
            .success(render, [result_json, thumbs_state], shown, api_visibility="private")
         if examples:
-            with left:  # under the controls; rows carry the default controls, so a cached result matches the page
+            # Under the controls. Rows carry the default controls, so a cached result matches the page;
+            # the cache folder is keyed by the zoo's and examples' fingerprint, so it is never stale.
+            with left, examples_cache(examples_cache_dir(pipeline.zoo, examples)):
                 gr.Examples([[str(p), "cider", 5, min(20, service.max_frames_cap), names] for p in examples],
                             inputs, [result_json, *shown], fn=caption_and_render, cache_examples=True,
                             cache_mode="lazy", visible_columns=[0], example_labels=[p.stem for p in examples],

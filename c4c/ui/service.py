@@ -6,6 +6,7 @@ the Pipeline is only read, so concurrent requests cannot change each other's res
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -19,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, VideoError
+from ..errors import C4CError, InputError, VideoError
 from ..pipeline import CaptionSettings
 from ..result import METRIC_NAMES, CaptionResult
 from .view import thumbnails
 
-__all__ = ["AppConfig", "CaptionService", "ResultFiles", "warm_up"]
+__all__ = ["AppConfig", "CaptionService", "ResultFiles", "warm_up", "examples_cache_dir", "examples_cache"]
 
 
 def _env_number(env, name: str, default: float, cast=float):
@@ -141,10 +142,46 @@ class CaptionService:
         """(CaptionResult, gallery thumbnails) for one request. Raises C4CError on bad input."""
         settings = self.settings(metric, beam, max_frames, decoders if decoders is not None else self.names)
         path = self.check_video(video)
-        result, frames = self.pipeline.caption_video(path, settings, progress)
+        try:
+            result, frames = self.pipeline.caption_video(path, settings, progress)
+        except C4CError as e:  # name the upload as the user knows it, not by the server's temp path
+            raise type(e)(str(e).replace(str(path), path.name)) from None
         # The server's temp path means nothing to the user (and should not leak): keep the file name.
         result = dataclasses.replace(result, video=path.name)
         return result, thumbnails(frames.images, frames.timestamps, frames.indices)
+
+
+def examples_cache_dir(zoo, examples: Sequence[str | os.PathLike], base: str | os.PathLike | None = None) -> Path:
+    """Where Gradio keeps the cached example results: one folder per (zoo, examples) fingerprint, so
+    retraining the zoo or changing an example never serves stale captions. `base` defaults to
+    $GRADIO_EXAMPLES_CACHE, else Gradio's `.gradio/cached_examples`."""
+    import hashlib
+    base = Path(base or os.environ.get("GRADIO_EXAMPLES_CACHE", ".gradio/cached_examples"))
+    h = hashlib.sha256()
+    folder = Path(zoo.folder)
+    h.update((folder / "manifest.json").read_bytes())
+    for f in sorted(p for p in folder.iterdir() if p.is_file()):
+        st = f.stat()
+        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    for e in examples:
+        st = Path(e).stat()
+        h.update(f"{Path(e).name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return base / f"c4c-{h.hexdigest()[:16]}"
+
+
+@contextlib.contextmanager
+def examples_cache(folder: str | os.PathLike):
+    """While gr.Examples is built, point Gradio's example cache (read from $GRADIO_EXAMPLES_CACHE at
+    construction) at `folder`; the previous value is restored afterwards."""
+    old = os.environ.get("GRADIO_EXAMPLES_CACHE")
+    os.environ["GRADIO_EXAMPLES_CACHE"] = str(folder)
+    try:
+        yield Path(folder)
+    finally:
+        if old is None:
+            os.environ.pop("GRADIO_EXAMPLES_CACHE", None)
+        else:
+            os.environ["GRADIO_EXAMPLES_CACHE"] = old
 
 
 def warm_up(pipeline) -> float:
