@@ -58,6 +58,13 @@ class EnsembleOutcome:
         """The winning caption."""
         return self.captions[self.winner]
 
+    def reselect(self, select: str) -> "EnsembleOutcome":
+        """The same vote decided by another of the computed metrics, without rescoring (e.g. one
+        `score_ensembles` call, then one outcome per selecting metric)."""
+        if select not in self.loo:
+            raise InputError(f"{select!r} was not computed for this vote; computed: {', '.join(self.loo)}")
+        return _decide(self.captions, self.loo, self.pairwise, select, self.idf)
+
     def to_dict(self) -> dict:
         """Plain JSON-ready form (lists, no tuples)."""
         return {
@@ -179,7 +186,6 @@ def score_ensembles(
         else:
             loo_flat[m] = sentence_scores(m, loo_r, loo_h, idf=m_idf)
 
-    others = [m for m in _CANONICAL if m in metrics and m != select]
     idf_text = idf.describe() if idf is not None else "none (CIDEr-D not computed)"
     outcomes: list[EnsembleOutcome] = []
     pos = ppos = 0
@@ -193,27 +199,31 @@ def score_ensembles(
                 it = iter(pair_flat[m][ppos : ppos + n * (n - 1)])
                 pair[m] = tuple(tuple(None if i == j else next(it) for j in range(n)) for i in range(n))
         ppos += n * (n - 1)
-        # summed in a fixed order so the tie-break value does not depend on how metrics were listed
-        secondary = [sum((loo[m][i] for m in others), 0.0) for i in range(n)]
-        ranking, tied, decided = _rank(list(loo[select]), secondary)
-        notes = []
-        if n == 2:
-            notes.append("only 2 candidates: each is scored against the other alone, so the vote says little (3 or more are needed)")
-        outcomes.append(
-            EnsembleOutcome(
-                captions=tuple(caps),
-                loo=loo,
-                pairwise=pair,
-                winner=ranking[0],
-                select=select,
-                ranking=tuple(ranking),
-                tied=tuple(tied),
-                tie_break=_describe(decided, ranking[0], tied, select, others),
-                idf=idf_text,
-                notes=tuple(notes),
-            )
-        )
+        outcomes.append(_decide(tuple(caps), loo, pair, select, idf_text))
     return outcomes
+
+
+def _decide(captions: tuple[str, ...], loo: dict, pair: dict, select: str, idf_text: str) -> EnsembleOutcome:
+    n = len(captions)
+    others = [m for m in _CANONICAL if m in loo and m != select]
+    # summed in a fixed order so the tie-break value does not depend on how metrics were listed
+    secondary = [sum((loo[m][i] for m in others), 0.0) for i in range(n)]
+    ranking, tied, decided = _rank(list(loo[select]), secondary)
+    notes = []
+    if n == 2:
+        notes.append("only 2 candidates: each is scored against the other alone, so the vote says little (3 or more are needed)")
+    return EnsembleOutcome(
+        captions=captions,
+        loo=loo,
+        pairwise=pair,
+        winner=ranking[0],
+        select=select,
+        ranking=tuple(ranking),
+        tied=tuple(tied),
+        tie_break=_describe(decided, ranking[0], tied, select, others),
+        idf=idf_text,
+        notes=tuple(notes),
+    )
 
 
 def score_ensemble(

@@ -6,7 +6,8 @@ Conventions beyond the reference, for inputs it never sees:
 * A hypothesis that is empty after normalisation scores 0 under every metric (pycocoevalcap
   would give ROUGE-L 1 for an empty hypothesis against an empty reference).
 * Text sent to METEOR has every run of "|||" removed (nlg-eval does this to hypotheses; here
-  to references too) and whitespace collapsed, so no caption can break the jar's line protocol.
+  to references too) and whitespace collapsed, so no caption can break the jar's line protocol,
+  and is cut to its first 100 tokens (longer repetitive text makes the jar's aligner explode).
 * Every hypothesis needs at least one reference (empty strings are allowed).
 
 CIDEr-D is computed here (`_CiderD`, the coco-caption math: n = 4, sigma = 6, clipped tf-idf,
@@ -139,9 +140,14 @@ _METEOR_TIMEOUT_S = 120.0  # longest silence tolerated once running
 _METEOR_CHUNK = 256  # SCORE lines in flight; their answers (~120 B each) stay below the 64 KiB pipe
 
 
+# The jar's aligner explodes on long repetitive text (500 x "a" takes ~50 s, 1000 exhausts its 2 GB
+# heap), so METEOR sees at most this many tokens per caption; c4c captions have at most 48 wordpieces.
+_METEOR_MAX_TOKENS = 100
+
+
 def _meteor_text(text: str) -> str:
-    # "|||" separates fields in the jar's protocol; whitespace (incl. newlines) is already collapsed
-    return normalize(text.replace("|||", ""))
+    # "|||" separates fields in the jar's protocol; newlines would split a request in two
+    return " ".join(text.replace("|||", "").split()[:_METEOR_MAX_TOKENS])
 
 
 class _MeteorProcess:
