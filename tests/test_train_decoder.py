@@ -14,11 +14,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from c4c.checkpoints import read_safetensors_metadata
 from c4c.cli import main
 from c4c.tokenizer import Tokenizer
 from c4c.train.caption_data import CaptionBatch, caption_loss, encode_caption, load_annotations
-from c4c.train.decoder import DecoderTrainConfig, build_model
+from c4c.train.decoder import DecoderTrainConfig, build_model, read_metadata
 from c4c.train.vocab import SPECIALS, build_vocab, write_vocab
 
 KEYS_UNIVL = Path(__file__).resolve().parents[2] / "shared" / "reference" / "keys_univl.txt"
@@ -217,7 +216,7 @@ def test_train_decoder_cli_on_msrvtt_layout(msrvtt, tmp_path, capsys):
     assert "visual.encoder.layer.0: 16 tensor(s)" in printed
     for i in range(3):
         assert f"decoder.decoder.layer.{i}: 26 tensor(s)" in printed
-    meta = read_safetensors_metadata(out)
+    meta = read_metadata(out)
     prov = meta["provenance"]
     losses = [h["loss"] for h in prov["history"]]
     assert len(losses) == 4 and losses[-1] < losses[0]

@@ -27,7 +27,7 @@ from ..errors import InputError
 from .caption_data import PAD_LOSS_MODES, Annotations, CaptionSet, batch_logits, caption_loss
 
 __all__ = ["DecoderTrainConfig", "TrainOutcome", "TrainData", "load_train_data", "build_model", "decode_texts",
-           "describe_init", "train_decoder"]
+           "describe_init", "read_metadata", "train_decoder"]
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,23 @@ def describe_init(report) -> str:
     return "\n".join(lines)
 
 
+def read_metadata(path: str | Path) -> dict:
+    """The JSON-decoded safetensors metadata of a decoder written by `train_decoder` (settings and
+    provenance), read with the safetensors library directly."""
+    import json
+
+    from safetensors import safe_open
+    with safe_open(str(path), framework="pt") as f:
+        raw = f.metadata() or {}
+    out = {}
+    for k, v in raw.items():
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
 def _univl_sizes(path: str | Path) -> dict:
     """Widths of a UniVL file, so a model built with them loads every matching tensor."""
     from ..checkpoints import load_state_dict
@@ -206,8 +223,10 @@ def _schedule(step: int, total: int, warmup: float) -> float:
 
 
 def train_decoder(data: TrainData, cfg: DecoderTrainConfig, out: str | Path, init: str | Path | None = None,
-                  name: str = "", progress: bool = True, log: Callable[[str], None] = print) -> TrainOutcome:
-    """Train one decoder and save its best-val-CIDEr-D epoch at `out` (c4c safetensors)."""
+                  name: str = "", progress: bool = True, log: Callable[[str], None] = print,
+                  position: int | None = None) -> TrainOutcome:
+    """Train one decoder and save its best-val-CIDEr-D epoch at `out` (c4c safetensors).
+    `position` places the progress bar when several runs share a terminal."""
     cfg.check()
     out = Path(out)
     old_threads = torch.get_num_threads()
@@ -235,7 +254,7 @@ def train_decoder(data: TrainData, cfg: DecoderTrainConfig, out: str | Path, ini
             model.train()
             losses = []
             bar = tqdm(train.batches(cfg.batch_size, gen, trim=trim, per_video=cfg.captions_per_video),
-                       total=steps_per_epoch, leave=False,
+                       total=steps_per_epoch, leave=False, position=position, mininterval=1.0,
                        desc=f"{label} epoch {epoch}/{cfg.epochs}", disable=not progress)
             for batch in bar:
                 logits = batch_logits(model, batch)
@@ -274,6 +293,7 @@ def train_decoder(data: TrainData, cfg: DecoderTrainConfig, out: str | Path, ini
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(out.name + ".tmp")
         model.save(tmp, provenance=provenance)
+        tmp.chmod(0o644)
         tmp.replace(out)
         log(f"{label}: saved epoch {best[1]} (val CIDEr-D {best[0]:.1f}) to {out}")
         return TrainOutcome(out, best[1], best[0], tuple(history), report)
