@@ -1,11 +1,15 @@
-"""`python -m c4c caption VIDEO... [--zoo DIR] [--metric M] [--beam K] [--max-frames N] [--json]`"""
+"""`python -m c4c caption VIDEO... [--zoo DIR] [--metric M] [--beam K] [--max-frames N] [--json]`
+
+With `--out FILE`, a batch run over folders, glob patterns or list files: one JSON line per video,
+resumable, with a progress bar and a summary (`c4c.batch`; `--engine ray` for a Ray cluster)."""
 
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
-from ..errors import C4CError
+from ..errors import C4CError, InputError
 from ..result import METRIC_NAMES, CaptionResult
 
 HELP = "caption video files with the zoo's decoders and the leave-one-out ensemble"
@@ -13,7 +17,9 @@ HELP = "caption video files with the zoo's decoders and the leave-one-out ensemb
 
 def add_parser(sub) -> None:
     p = sub.add_parser("caption", help=HELP, description=HELP)
-    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (mp4, webm, avi, mkv, ...)")
+    p.add_argument("videos", nargs="+", metavar="VIDEO",
+                   help="video files (mp4, webm, avi, mkv, ...), folders (searched recursively), quoted glob "
+                        "patterns ('clips/**/*.mp4') or list files (.txt: one path per line)")
     p.add_argument("--zoo", default=os.environ.get("C4C_ZOO"),
                    help="model zoo folder (default: $C4C_ZOO, else the shipped weights/demo)")
     p.add_argument("--metric", default="cider", choices=list(METRIC_NAMES),
@@ -25,6 +31,26 @@ def add_parser(sub) -> None:
                    help="frame times: exact seconds, or the reference code's integer-truncated fps")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.add_argument("--json", action="store_true", help="print the result JSON (one line per video)")
+    b = p.add_argument_group("batch runs (need --out)")
+    b.add_argument("--out", default=None, metavar="FILE",
+                   help="write one JSON line per video here (resumable: a rerun skips videos already in it)")
+    b.add_argument("--format", default=None, choices=["jsonl", "parquet"],
+                   help="jsonl (default), or parquet: a folder of part files (needs pyarrow)")
+    b.add_argument("--workers", type=int, default=None,
+                   help="decoding processes running ahead of the models (local default: 1 per spare core, "
+                        "at most 4; 0 = decode in the main process); with --engine ray: decoding tasks at once")
+    b.add_argument("--shard", default=None, metavar="i/n",
+                   help="caption only shard i of n (0 <= i < n; by a hash of each video's name, so shards "
+                        "stay put as the corpus grows)")
+    b.add_argument("--retry-errors", action="store_true",
+                   help="retry videos recorded as failed by an earlier run (their error lines are replaced)")
+    b.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="local (one machine) or ray (Ray Data; pip install 'ray[data]')")
+    b.add_argument("--actors", type=int, default=None,
+                   help="Ray only: model actors (default: one per GPU in the cluster, else 1)")
+    b.add_argument("--ray-address", default=None,
+                   help="Ray only: cluster to join (default: $RAY_ADDRESS, else a local Ray on this machine)")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
@@ -45,20 +71,47 @@ def format_table(r: CaptionResult) -> str:
     return "\n".join(lines)
 
 
-def run(args) -> int:
-    from ..pipeline import CaptionSettings, Pipeline
+def _settings(args):
+    from ..pipeline import CaptionSettings
     decoders = tuple(d.strip() for d in args.decoders.split(",")) if args.decoders else None
-    settings = CaptionSettings(metric=args.metric, beam=args.beam, max_frames=args.max_frames,
-                               decoders=decoders, fps_mode=args.fps_mode)
+    return CaptionSettings(metric=args.metric, beam=args.beam, max_frames=args.max_frames,
+                           decoders=decoders, fps_mode=args.fps_mode)
+
+
+def _expand(args_videos: list[str]) -> list[str]:
+    """Folders, patterns and list files -> their videos; plain file names stay as given, in order."""
+    from ..batch import find_videos
+    from ..batch.inputs import LIST_EXTENSIONS, is_pattern
+    out = []
+    for a in args_videos:
+        p = Path(a)
+        if p.is_dir() or (p.is_file() and p.suffix.lower() in LIST_EXTENSIONS) or (is_pattern(a) and not p.exists()):
+            out.extend(v.path for v in find_videos([a]))
+        else:
+            out.append(a)
+    return out
+
+
+def run(args) -> int:
+    if args.out:
+        return run_batch(args)
+    batch_only = [f for f, v in (("--format", args.format), ("--workers", args.workers), ("--shard", args.shard),
+                                 ("--retry-errors", args.retry_errors), ("--actors", args.actors),
+                                 ("--ray-address", args.ray_address)) if v not in (None, False)] + (["--engine"] if args.engine != "local" else [])
+    if batch_only:
+        raise InputError(f"{', '.join(batch_only)} only apply to batch runs; add --out FILE.jsonl")
+    from ..pipeline import Pipeline
+    settings = _settings(args)
+    videos = _expand(args.videos)
     pipe = Pipeline.from_zoo(args.zoo, device=args.device)
     if not args.json:
         print(f"zoo: {pipe.zoo.name} ({pipe.zoo.folder}) - {pipe.zoo.description}")
     failed = 0
-    for video in args.videos:
+    for video in videos:
         try:
             result = pipe.caption(video, settings)
         except C4CError as e:  # one bad file must not cost the others their captions
-            if len(args.videos) == 1:
+            if len(videos) == 1:
                 raise
             print(f"error: {video}: {e}", file=sys.stderr)
             failed += 1
@@ -66,3 +119,46 @@ def run(args) -> int:
         print(result.to_json() if args.json else format_table(result))
         sys.stdout.flush()
     return 2 if failed else 0
+
+
+def run_batch(args) -> int:
+    from ..batch import Recorder, find_videos, open_output, parse_shard, plan
+    from ..zoo import default_zoo_dir, read_manifest
+    if args.json:
+        raise InputError("--json prints results to the terminal; with --out they go to the file already")
+    if args.workers is not None and args.workers < 0:
+        raise InputError(f"--workers must be 0 or more, got {args.workers}")
+    settings = _settings(args)
+    shard = parse_shard(args.shard)
+    zoo_dir = Path(args.zoo or default_zoo_dir()).resolve()  # absolute: the same string on every engine/node
+    manifest = read_manifest(zoo_dir)                         # fail on a broken zoo before anything else
+    settings.check([d["name"] for d in manifest["decoders"]])
+    videos = find_videos(args.videos)
+    fmt = args.format or ("parquet" if args.out.endswith(".parquet") or Path(args.out).is_dir() else "jsonl")
+    output = open_output(args.out, fmt, retry_errors=args.retry_errors)
+    try:
+        todo, summary = plan(videos, shard, output)
+        shard_txt = f" (shard {shard[0]}/{shard[1]})" if shard[1] > 1 else ""
+        cut = " (cut a torn last line left by a killed run)" if output.truncated else ""
+        print(f"zoo: {manifest.get('name', zoo_dir.name)} ({zoo_dir}); {summary.selected} videos{shard_txt}, "
+              f"{summary.selected - summary.todo} already in {args.out}{cut}, {summary.todo} to caption "
+              f"[{args.engine}]", flush=True)
+        recorder = Recorder(output, summary, progress=not args.no_progress)
+        if not todo:
+            recorder.close()
+        elif args.engine == "local":
+            from ..batch import caption_local, default_workers
+            from ..pipeline import Pipeline
+            pipe = Pipeline.from_zoo(zoo_dir, device=args.device, cache_size=0)
+            workers = default_workers() if args.workers is None else args.workers
+            caption_local(pipe, todo, recorder, settings, workers=workers)
+        else:
+            from ..batch_ray import caption_ray
+            caption_ray(zoo_dir, todo, recorder, settings, device=args.device, actors=args.actors,
+                        decode_tasks=args.workers, address=args.ray_address)
+    finally:
+        output.close()
+    print(summary.text(), flush=True)
+    if summary.interrupted:
+        return 130
+    return 0 if summary.complete else 2
