@@ -28,7 +28,8 @@ from ..preprocess import normalize
 from .backbone_data import FrameSet, load_or_build
 from .clip_model import CLIP, ClipConfig, WordTokenizer
 
-__all__ = ["BackboneTrainConfig", "TINY", "train_backbone", "embed_videos", "retrieval_metrics", "add_cli"]
+__all__ = ["BackboneTrainConfig", "TINY", "train_backbone", "contrastive_loss", "embed_videos", "retrieval_metrics",
+           "add_cli"]
 
 FULL_FORMAT = "c4c-clip-full"
 
@@ -46,7 +47,6 @@ class BackboneTrainConfig:
     warmup: float = 0.05          # fraction of all steps spent warming up linearly
     p_jpeg: float = 0.5           # fraction of frames JPEG round-tripped (mimics H.264 at inference)
     seed: int = 0
-    bf16: bool = False            # bfloat16 autocast (fast on CPUs with AMX; off = exact fp32)
     model: ClipConfig = field(default_factory=ClipConfig)
 
 
@@ -74,6 +74,17 @@ def _mean_pool(frame_emb: torch.Tensor, video_of: torch.Tensor, n_videos: int) -
     frame_emb = F.normalize(frame_emb, dim=-1)
     sums = torch.zeros(n_videos, frame_emb.shape[1], dtype=frame_emb.dtype).index_add_(0, video_of, frame_emb)
     return F.normalize(sums, dim=-1)
+
+
+def contrastive_loss(model: CLIP, pixels: torch.Tensor, video_of: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """CLIP4Clip meanP loss: frames (F, 3, S, S) of B videos (`video_of`: (F,) in 0..B-1), B captions
+    (B, context) -> symmetric InfoNCE over the B x B similarity matrix."""
+    n = ids.shape[0]
+    v = _mean_pool(model.encode_image(pixels), video_of, n)
+    t = F.normalize(model.encode_text(ids), dim=-1)
+    logits = model.logit_scale.exp() * v @ t.T  # (B videos, B texts)
+    target = torch.arange(n)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
 
 def embed_videos(model: CLIP, frames: FrameSet, batch: int = 256) -> torch.Tensor:
@@ -140,15 +151,7 @@ def train_backbone(out_dir: str | Path, cfg: BackboneTrainConfig = BackboneTrain
                 video_of.extend([j] * k)
             pixels = normalize(train.crops[np.asarray(picks)])
             texts = [train.captions[v][rng.integers(len(train.captions[v]))] for v in vids]
-            ids = tok.batch(texts, mcfg.context)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-                frame_emb = model.encode_image(pixels)
-                text_emb = model.encode_text(ids)
-            v = _mean_pool(frame_emb.float(), torch.as_tensor(video_of), len(vids))
-            t = F.normalize(text_emb.float(), dim=-1)
-            logits = model.logit_scale.exp() * v @ t.T  # (B videos, B texts)
-            target = torch.arange(len(vids))
-            loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+            loss = contrastive_loss(model, pixels, torch.as_tensor(video_of), tok.batch(texts, mcfg.context))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -156,7 +159,7 @@ def train_backbone(out_dir: str | Path, cfg: BackboneTrainConfig = BackboneTrain
             with torch.no_grad():
                 model.logit_scale.clamp_(0, math.log(100))
             losses.append(loss.item())
-            bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}", T=f"{float(model.logit_scale.exp()):.1f}")
+            bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}", T=f"{model.logit_scale.exp().item():.1f}")
         metrics = {"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4), **_evaluate(model, val, tok),
                    "elapsed_s": round(time.time() - t_start, 1)}
         history.append(metrics)
@@ -209,7 +212,7 @@ def add_cli(subparsers) -> None:
     p.add_argument("--batch", type=int, help=f"videos per batch (default {d.batch_videos})")
     p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr})")
     p.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (faster on CPUs with AMX)")
+    p.add_argument("--frames", type=int, help=f"random frames per video per step (default {d.frames_per_video})")
     p.add_argument("--cache", help="frame cache folder (default OUT/cache; 'none' to keep nothing)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -221,10 +224,10 @@ def _run(args) -> int:
     torch.set_num_threads(args.threads)
     cfg = TINY if args.tiny else BackboneTrainConfig()
     over = {"videos": args.videos, "val_videos": args.val_videos, "epochs": args.epochs, "batch_videos": args.batch,
-            "lr": args.lr, "seed": args.seed}
-    cfg = replace(cfg, **{k: v for k, v in over.items() if v is not None}, bf16=args.bf16 or cfg.bf16)
-    if cfg.videos < 2 or cfg.val_videos < 1 or cfg.epochs < 1 or cfg.batch_videos < 2:
-        raise InputError("need --videos >= 2, --val-videos >= 1, --epochs >= 1 and --batch >= 2")
+            "lr": args.lr, "seed": args.seed, "frames_per_video": args.frames}
+    cfg = replace(cfg, **{k: v for k, v in over.items() if v is not None})
+    if cfg.videos < 2 or cfg.val_videos < 1 or cfg.epochs < 1 or cfg.batch_videos < 2 or cfg.frames_per_video < 1:
+        raise InputError("need --videos >= 2, --val-videos >= 1, --epochs >= 1, --batch >= 2 and --frames >= 1")
     cache = None if args.cache == "none" else Path(args.cache or Path(args.out) / "cache")
     report = train_backbone(args.out, cfg, cache, progress=not args.quiet)
     f = report["final"]
