@@ -18,6 +18,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # else gradio_client looks up the Hub
 
 DECODERS = 4
+REPO = Path(__file__).resolve().parents[1]
+# Another zoo (e.g. weights/demo, for the README screenshot): its page then offers the repo's examples/.
+TEST_ZOO = os.environ.get("C4C_TEST_ZOO")
 MAX_UPLOAD_MB = 1.0
 MAX_DURATION_S = 8.0
 
@@ -55,7 +58,8 @@ def running_app(tmp_path_factory) -> RunningApp:
 
     root = tmp_path_factory.mktemp("app")
     # sep_bias < 0: random decoders then write full-length, different captions, so the vote is not a tie.
-    zoo = make_random_zoo(root / "zoo", RandomZooSpec(n_decoders=DECODERS, sep_bias=-2.0, max_words=6))
+    zoo = Path(TEST_ZOO) if TEST_ZOO else make_random_zoo(
+        root / "zoo", RandomZooSpec(n_decoders=DECODERS, sep_bias=-2.0, max_words=6))
     vids = root / "videos"
     vids.mkdir()
     videos = {"bars": make_video(vids / "bars.mp4", 6), "pattern": make_video(vids / "pattern.mp4", 4, "testsrc2"),
@@ -68,7 +72,10 @@ def running_app(tmp_path_factory) -> RunningApp:
     pipeline = Pipeline.from_zoo(zoo, device="cpu")
     warm_up(pipeline)
     config = AppConfig(max_upload_mb=MAX_UPLOAD_MB, max_duration_s=MAX_DURATION_S, concurrency=2)
-    demo = app.build_demo(pipeline, config, examples=[videos["bars"], videos["pattern"]])
+    examples = [videos["bars"], videos["pattern"]]
+    if TEST_ZOO and app.example_videos():
+        examples = app.example_videos()[:3] + examples
+    demo = app.build_demo(pipeline, config, examples=examples)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                 **app.launch_kwargs(config))

@@ -33,8 +33,9 @@ def loo_figure(r: CaptionResult) -> Figure:
         vals = np.array([c.loo[m] for c in r.captions], dtype=float)
         bars = ax.barh(y, vals, color=[WINNER_COLOR if i == r.winner else OTHER_COLOR for i in range(n)])
         best = int(np.argmax(vals))
-        bars[best].set_edgecolor(BEST_EDGE)
-        bars[best].set_linewidth(1.5)
+        if vals[best] > 0:  # an all-zero panel has no best caption
+            bars[best].set_edgecolor(BEST_EDGE)
+            bars[best].set_linewidth(1.5)
         top = max(float(vals.max()), MIN_SPAN.get(m, 0.05))
         ax.set_xlim(0, top * 1.3)
         for yi, v in zip(y, vals):
@@ -91,6 +92,4 @@ def agreement_figure(r: CaptionResult, metric: str | None = None) -> Figure:
 
 def _cmap():
     import matplotlib
-    cmap = matplotlib.colormaps["viridis"].copy()
-    cmap.set_bad("#e6e6e6")  # the diagonal: a caption is never scored against itself
-    return cmap
+    return matplotlib.colormaps["viridis"].with_extremes(bad="#e6e6e6")  # the diagonal: never scored
