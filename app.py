@@ -156,6 +156,7 @@ if __name__ == "__main__":
     try:
         config = AppConfig.from_env()
         demo = build_demo(load_pipeline(), config)  # every model loads here, before the first request
-    except C4CError as e:
-        sys.exit(f"error: {e}")
+    except C4CError as e:  # a missing zoo, a bad setting: one line, exit status 2 (as the CLI)
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     demo.launch(**launch_kwargs(config))
