@@ -32,6 +32,7 @@ class RunningApp:
     zoo: Path
     demo: object
     decoders: list[str]
+    examples: list[Path]      # what the page offers, in order
 
 
 def make_video(path: Path, seconds: float, source: str = "testsrc", size: str = "160x120", rate: int = 10) -> Path:
@@ -80,7 +81,7 @@ def running_app(tmp_path_factory) -> RunningApp:
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                 **app.launch_kwargs(config))
     try:
-        yield RunningApp(f"http://127.0.0.1:{port}/", videos, zoo, demo, list(pipeline.zoo.names))
+        yield RunningApp(f"http://127.0.0.1:{port}/", videos, zoo, demo, list(pipeline.zoo.names), examples)
     finally:
         demo.close()
 

@@ -30,7 +30,11 @@ def test_one_named_endpoint(running_app):
 
 
 def test_caption_example_video(running_app):
-    d = caption(running_app, "bars")
+    # The README's call, but for the URL and the file.
+    from gradio_client import Client
+    client = Client(running_app.url)
+    d = client.predict(handle_file(str(running_app.videos["bars"])), metric="cider", beam=5, max_frames=20,
+                       api_name="/caption")
     r = CaptionResult.from_dict(d)  # the API returns exactly the result object's JSON
     assert r.video == "bars.mp4"  # the file's name, not the server's temp path
     assert r.timestamps == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0] and len(r.frame_indices) == 6

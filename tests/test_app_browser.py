@@ -61,14 +61,17 @@ def shows_result(driver, n_frames: int, n_rows: int, metric_label: str) -> bool:
 
 
 def test_example_shows_frames_table_and_highlighted_winner(running_app, browser, tmp_path):
+    from c4c.frames import sample_frames
     d = browser
     n_dec = len(running_app.decoders)
+    pick = running_app.examples[0]
+    n_frames = len(sample_frames(pick, max_frames=20).timestamps)
     d.get(running_app.url)
     WebDriverWait(d, 60).until(lambda d: d.find_elements(By.ID, "c4c-run"))
     example = WebDriverWait(d, 30).until(
-        lambda d: [b for b in d.find_elements(By.CSS_SELECTOR, "button.gallery-item") if b.text.strip() == "bars"])
+        lambda d: [b for b in d.find_elements(By.CSS_SELECTOR, "button.gallery-item") if b.text.strip() == pick.stem])
     example[0].click()  # cached lazily: the first click computes it
-    WebDriverWait(d, 180).until(lambda d: shows_result(d, 6, n_dec, "CIDEr-D"))
+    WebDriverWait(d, 180).until(lambda d: shows_result(d, n_frames, n_dec, "CIDEr-D"))
 
     rows = table_rows(d)
     starred = [r for r, cells in rows.items() if cells[1].text.startswith("\u2605")]
@@ -84,13 +87,13 @@ def test_example_shows_frames_table_and_highlighted_winner(running_app, browser,
     # The live path (not the example cache): another metric, then Caption.
     d.find_element(By.XPATH, "//label[.//span[text()='BLEU-4']]").click()
     d.find_element(By.ID, "c4c-run").click()
-    WebDriverWait(d, 180).until(lambda d: shows_result(d, 6, n_dec, "BLEU-4"))
+    WebDriverWait(d, 180).until(lambda d: shows_result(d, n_frames, n_dec, "BLEU-4"))
     headers = [h.text for h in d.find_elements(By.CSS_SELECTOR, "#c4c-table thead th")]
     assert any("BLEU-4" in h for h in headers)
 
     d.find_element(By.XPATH, "//label[.//span[text()='CIDEr-D']]").click()  # back to the default for the picture
     d.find_element(By.ID, "c4c-run").click()
-    WebDriverWait(d, 180).until(lambda d: shows_result(d, 6, n_dec, "CIDEr-D"))
+    WebDriverWait(d, 180).until(lambda d: shows_result(d, n_frames, n_dec, "CIDEr-D"))
     out = SCREENSHOT if os.environ.get("C4C_UPDATE_SCREENSHOT") == "1" else tmp_path / "screenshot.png"
     d.execute_script("window.scrollTo(0, 0)")
     assert d.save_screenshot(str(out)) and out.stat().st_size > 10_000
