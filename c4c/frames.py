@@ -17,7 +17,12 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import sys
+import tempfile
+import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +42,7 @@ DEFAULT_MAX_SHORT_SIDE = 720
 # Header frame rates outside this range are treated as broken metadata.
 _FPS_RANGE = (0.1, 1000.0)
 _DEFAULT_FPS = 25.0
+_STDERR_LOCK = threading.Lock()
 
 # Leading bytes of still-image formats that FFmpeg would otherwise report as "broken metadata".
 _IMAGE_MAGIC = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"BM": "BMP", b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}
@@ -111,12 +117,48 @@ def _check_file(path: Path) -> None:
         raise VideoError(f"{path}: is a WebP image, not a video; give a video file (mp4, webm, avi, ...)")
 
 
-def _open_error(path: Path, err: BaseException) -> VideoError:
+@contextmanager
+def _captured_stderr():
+    """Capture what native code (FFmpeg, decord's C++ logging) writes to file descriptor 2, so a bad
+    file yields one clean VideoError line instead of C++ log noise; the text lands in the yielded list.
+    Serialised by a lock: interleaved dup2 calls from two threads could lose stderr for good."""
+    log: list[str] = []
+    with _STDERR_LOCK, tempfile.TemporaryFile() as tmp:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError):  # no usable fd 2: nothing to protect
+            yield log
+            return
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield log
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            log.append(tmp.read().decode("utf-8", "replace"))
+
+
+def _ffmpeg_reason(log: str) -> str | None:
+    """The FFmpeg/decord complaint in a captured log, without '[mov,mp4 @ 0x..]' or path prefixes."""
+    reasons = []
+    for line in log.splitlines():
+        line = re.sub(r"^(\[[^\]]*\]\s*)+", "", line.strip())  # drop "[hh:mm:ss] file.cc:83:" style prefixes
+        line = re.sub(r"^\S+\.cc:\d+:\s*", "", line)
+        if line.startswith("ERROR opening:"):
+            line = line.rsplit(", ", 1)[-1]
+        if line and line not in reasons:
+            reasons.append(line)
+    return "; ".join(reasons)[:160] or None
+
+
+def _open_error(path: Path, err: BaseException, log: str = "") -> VideoError:
     text = str(err)
     if "cannot find video stream" in text:
         return VideoError(f"{path}: has no video stream (audio only?); give a file with video")
     if text.startswith("Error reading"):  # decord's message when FFmpeg cannot open the container
-        why = "FFmpeg does not recognise it as a video container"
+        why = _ffmpeg_reason(log) or "FFmpeg does not recognise it as a video container"
     else:
         why = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(err).__name__)[:160]
     return VideoError(f"{path}: cannot be decoded as a video ({why}); check it is a complete video "
@@ -125,10 +167,15 @@ def _open_error(path: Path, err: BaseException) -> VideoError:
 
 def _reader(path: Path, width: int = -1, height: int = -1):
     import decord
-    try:
-        return decord.VideoReader(str(path), ctx=decord.cpu(0), width=width, height=height)
-    except (decord.DECORDError, RuntimeError, AssertionError) as e:
-        raise _open_error(path, e) from None
+    err = None
+    with _captured_stderr() as log:
+        try:
+            vr = decord.VideoReader(str(path), ctx=decord.cpu(0), width=width, height=height)
+        except (decord.DECORDError, RuntimeError, AssertionError) as e:
+            err = e
+    if err is not None:
+        raise _open_error(path, err, "".join(log)) from None
+    return vr
 
 
 def _frame_rate(vr) -> tuple[float, str | None]:
