@@ -8,6 +8,7 @@ process. Results keep the input order.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -144,6 +145,16 @@ def _identity(x):
     return x
 
 
+def _close(fds: list[int], worker_id: int) -> None:
+    # Runs in each forked worker: drop its copy of the output's descriptor, so that if the main
+    # process is killed, the lock goes with it instead of living on in an orphaned worker.
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
 def caption_local(pipe: Pipeline, todo: list[VideoInput], recorder: Recorder, settings: CaptionSettings,
                   workers: int = 1) -> BatchSummary:
     """Caption `todo` in order: decoding in `workers` DataLoader processes (0 = in this process)
@@ -153,8 +164,9 @@ def caption_local(pipe: Pipeline, todo: list[VideoInput], recorder: Recorder, se
     settings.check(pipe.zoo.names)
     bp = BatchPipeline(pipe)
     data = _Decoding([v.path for v in todo], settings, pipe.zoo.backbone.image_size)
+    fds = getattr(recorder.output, "fds", lambda: [])()
     loader = DataLoader(data, batch_size=None, shuffle=False, num_workers=workers, collate_fn=_identity,
-                        prefetch_factor=2 if workers else None)
+                        prefetch_factor=2 if workers else None, worker_init_fn=functools.partial(_close, fds))
     threads = torch.get_num_threads()
     if pipe.device == "cpu":  # leave the decoding workers their cores: oversubscribed OpenMP threads spin
         torch.set_num_threads(max(1, min(threads, available_cores() - workers)))

@@ -1,5 +1,5 @@
-"""Which videos a batch run covers: folders, globs and list files expanded to one sorted list of
-paths, and the i-th of n shards of that list.
+"""Which videos a batch run covers: folders, globs and list files expanded to one list of paths
+(the same list for the same arguments), and the i-th of n shards of that list.
 
 A shard is chosen by a hash of each video's name (its path relative to the folder or list it came
 from), not by its position in the list, so adding or removing videos never moves the others to
@@ -49,7 +49,7 @@ def _walk(folder: Path) -> list[VideoInput]:
             if not f.startswith(".") and f.lower().endswith(VIDEO_EXTENSIONS):
                 p = Path(root) / f
                 found.append(VideoInput(str(p), p.relative_to(folder).as_posix()))
-    return found
+    return sorted(found, key=lambda v: v.name)
 
 
 def _read_list(list_file: Path) -> list[VideoInput]:
@@ -68,8 +68,9 @@ def _read_list(list_file: Path) -> list[VideoInput]:
 
 
 def find_videos(args: list[str]) -> list[VideoInput]:
-    """Expand folders (recursively, video extensions only), glob patterns (`**` allowed), list files
-    (.txt/.lst/.list) and plain file names into one list, sorted by path, without duplicates.
+    """Expand folders (recursively, video extensions only, sorted), glob patterns (`**` allowed,
+    sorted), list files (.txt/.lst/.list, in their order) and plain file names into one list, in the
+    order of `args`, each video once (its first appearance).
 
     A plain file that does not exist is kept, so the run records it as a failed video; a folder or
     pattern that finds nothing is an error, since it almost always means a wrong path."""
@@ -93,7 +94,7 @@ def find_videos(args: list[str]) -> list[VideoInput]:
     unique: dict[str, VideoInput] = {}
     for v in found:
         unique.setdefault(video_key(v.path), v)
-    return sorted(unique.values(), key=lambda v: v.path)
+    return list(unique.values())
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:

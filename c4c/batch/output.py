@@ -102,6 +102,11 @@ class JsonlOutput:
             _lock(self._f, self.path)
         return done
 
+    def fds(self) -> list[int]:
+        """Descriptors that hold the lock: a forked child must close them, or it keeps the lock alive
+        after this process is killed (flock locks belong to the open file, which fork shares)."""
+        return [self._f.fileno()]
+
     def append(self, line: str, record: dict) -> None:
         """Write one line (a result's JSON, or an error record's) and make it durable."""
         self._f.write(line.encode("utf-8") + b"\n")
@@ -154,6 +159,9 @@ class ParquetOutput:
             for r in rows:
                 done.add({"video": r["video"], **({"error": r["error"]} if r["error"] is not None else {})})
         return done
+
+    def fds(self) -> list[int]:
+        return [self._lockf.fileno()]
 
     def _write_table(self, table, name: str) -> None:
         import pyarrow.parquet as pq

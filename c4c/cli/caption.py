@@ -95,9 +95,10 @@ def _expand(args_videos: list[str]) -> list[str]:
 def run(args) -> int:
     if args.out:
         return run_batch(args)
-    batch_only = [f for f, v in (("--format", args.format), ("--workers", args.workers), ("--shard", args.shard),
-                                 ("--retry-errors", args.retry_errors), ("--actors", args.actors),
-                                 ("--ray-address", args.ray_address)) if v not in (None, False)] + (["--engine"] if args.engine != "local" else [])
+    given = {"--format": args.format, "--workers": args.workers, "--shard": args.shard, "--actors": args.actors,
+             "--ray-address": args.ray_address}
+    batch_only = [f for f, v in given.items() if v is not None] + ["--retry-errors"] * args.retry_errors \
+        + ["--engine"] * (args.engine != "local")
     if batch_only:
         raise InputError(f"{', '.join(batch_only)} only apply to batch runs; add --out FILE.jsonl")
     from ..pipeline import Pipeline
