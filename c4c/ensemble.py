@@ -39,7 +39,7 @@ class EnsembleOutcome:
     `loo[m][i]` is caption i scored by metric m against the other n-1 captions; `pairwise[m][i][j]`
     is caption i scored against caption j alone (diagonal None). `ranking` lists model indices best
     first; `winner == ranking[0]`; `tied` are the indices whose selecting-metric score ties the
-    winner's (winner included); `tie_break` says what decided this vote.
+    winner's (winner included); `decided_by` and `tie_break` say what decided this vote.
     """
 
     captions: tuple[str, ...]  # as given, one per model
@@ -49,6 +49,7 @@ class EnsembleOutcome:
     select: str
     ranking: tuple[int, ...]
     tied: tuple[int, ...]
+    decided_by: str  # "select": a clear winner; "others": the sum of the other metrics; "index": lowest index
     tie_break: str
     idf: str  # which document frequencies CIDEr-D used
     notes: tuple[str, ...] = field(default=())
@@ -76,6 +77,7 @@ class EnsembleOutcome:
             "select": self.select,
             "ranking": list(self.ranking),
             "tied": list(self.tied),
+            "decided_by": self.decided_by,
             "tie_break": self.tie_break,
             "tie_break_rule": TIE_BREAK_RULE,
             "idf": self.idf,
@@ -127,7 +129,7 @@ def _rank(primary: list[float], secondary: list[float]) -> tuple[list[int], list
         for g2 in _groups(sorted(g1, key=lambda i: (-secondary[i], i)), secondary):
             if not ranking:
                 tied = sorted(g1)
-                decided = "select" if len(g1) == 1 else ("sum" if len(g2) == 1 else "index")
+                decided = "select" if len(g1) == 1 else ("others" if len(g2) == 1 else "index")
             ranking.extend(sorted(g2))
     return ranking, tied, decided
 
@@ -137,7 +139,7 @@ def _describe(decided: str, winner: int, tied: list[int], select: str, others: l
         return f"model {winner} has the highest {select} score"
     group = ", ".join(map(str, sorted(tied)))
     other = "+".join(others) if others else "(no other metric)"
-    if decided == "sum":
+    if decided == "others":
         return f"models {group} tie on {select}; model {winner} has the highest sum of {other}"
     return f"models {group} tie on {select}; the tie on the sum of {other} goes to the lowest index, model {winner}"
 
@@ -220,6 +222,7 @@ def _decide(captions: tuple[str, ...], loo: dict, pair: dict, select: str, idf_t
         select=select,
         ranking=tuple(ranking),
         tied=tuple(tied),
+        decided_by=decided,
         tie_break=_describe(decided, ranking[0], tied, select, others),
         idf=idf_text,
         notes=tuple(notes),
