@@ -149,7 +149,8 @@ def _track(rng: Rand, bg: Background, duration: float, exclude: set[str]) -> Tra
     colour = _object_colour(rng, bg, exclude)
     colour_to = _object_colour(rng, bg, exclude | {colour}) if event == "recolour" else None
     size = rng.choice(("small", "medium", "large"))
-    r = {"small": rng.uniform(7, 9.5), "medium": rng.uniform(10.5, 13), "large": rng.uniform(14, 17)}[size]
+    # Sizes are chosen so that a small shape still spans ~1.5 patches of the 64 px / patch 8 backbone.
+    r = {"small": rng.uniform(9, 11), "medium": rng.uniform(12.5, 15), "large": rng.uniform(16.5, 19.5)}[size]
     W, H = BASE_W, BASE_H
     p = (rng.uniform(30, W - 30), rng.uniform(r + 6, H - r - 6))
     p0 = p1 = p
@@ -163,7 +164,7 @@ def _track(rng: Rand, bg: Background, duration: float, exclude: set[str]) -> Tra
             x0, x1 = (x0, max(x0 - d, 22.0)) if direction == "left" else (W - x0, min(W - x0 + d, W - 22.0))
             p0, p1 = (x0, p[1]), (x1, p[1])
         else:
-            y0, d = rng.uniform(62, H - r - 4), rng.uniform(30, 50)
+            y0, d = rng.uniform(min(62, H - r - 4), H - r - 4), rng.uniform(30, 50)
             y0, y1 = (y0, max(y0 - d, r + 4)) if direction == "up" else (H - y0, min(H - y0 + d, H - r - 4))
             p0, p1 = (p[0], y0), (p[0], y1)
     elif event == "bounce":
@@ -173,8 +174,8 @@ def _track(rng: Rand, bg: Background, duration: float, exclude: set[str]) -> Tra
         # Periods near 1 s would alias to a ball resting on the floor in every 1-fps sample.
         bp = rng.uniform(0.6, 0.9) if rng.chance(0.5) else rng.uniform(1.2, 1.6)
     elif event in ("grow", "shrink"):
-        size, k = None, rng.uniform(1.8, 2.4)
-        small = rng.uniform(6, 9)
+        size, k = None, rng.uniform(1.8, 2.3)
+        small = rng.uniform(7.5, 9.5)
         big = small * k
         p0 = p1 = (rng.uniform(36, W - 36), rng.uniform(big + 4, H - big - 4))
         r0, r1 = (small, big) if event == "grow" else (big, small)

@@ -15,11 +15,11 @@ from .rand import seed_of
 from .render import render_frames
 from .scene import BASE_H, BASE_W, Scene, sample_scene
 
-__all__ = ["SynthVideo", "SplitCounts", "SPLITS", "make_scene", "make_video", "render_seconds",
+__all__ = ["GENERATOR_VERSION", "SynthVideo", "SplitCounts", "SPLITS", "make_scene", "make_video", "render_seconds",
            "sample_seconds", "second_indices", "split_ids"]
 
 SPLITS = ("train", "val", "test")
-_VERSION = "c4c-synth-v1"  # part of every seed: bump it when the generator's output changes
+GENERATOR_VERSION = "c4c-synth-v1"  # part of every seed: bump it when the generator's output changes
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def split_ids(split: str, counts: SplitCounts = SplitCounts()) -> list[str]:
 
 def make_scene(video_id: str) -> Scene:
     """The scene (no pixels) of a video id; any string is a valid id."""
-    return sample_scene(video_id, seed_of(f"{_VERSION}:{video_id}"))
+    return sample_scene(video_id, seed_of(f"{GENERATOR_VERSION}:{video_id}"))
 
 
 def second_indices(n_frames: int, fps: float, max_frames: int | None = None) -> list[int]:

@@ -22,6 +22,7 @@ from ..preprocess import crop_uint8
 from ..synth import SplitCounts, make_captions, make_scene, second_indices, split_ids
 from ..synth.rand import Rand
 from ..synth.render import render_frames
+from ..synth.video import GENERATOR_VERSION
 
 __all__ = ["FrameSet", "build_frameset", "load_or_build", "degrade"]
 
@@ -72,7 +73,7 @@ def load_or_build(cache_dir: str | Path | None, split: str, n: int, size: int, p
     ids = split_ids(split, SplitCounts(**{s: (n if s == split else 0) for s in ("train", "val", "test")}))
     if cache_dir is None:
         return build_frameset(ids, size, p_jpeg=p_jpeg, progress=progress, desc=f"render {split}")
-    key = f"frames-v{_CACHE_VERSION}-{split}-{n}-{size}px-jpeg{p_jpeg:g}"
+    key = f"{GENERATOR_VERSION}-frames-v{_CACHE_VERSION}-{split}-{n}-{size}px-jpeg{p_jpeg:g}"
     npy, meta = Path(cache_dir) / f"{key}.npy", Path(cache_dir) / f"{key}.json"
     if npy.exists() and meta.exists():
         m = json.loads(meta.read_text())
