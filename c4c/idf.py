@@ -123,7 +123,11 @@ class IdfTable:
         return self._df.get(ngram, 0)
 
     def __len__(self) -> int:
+        """Number of distinct n-grams."""
         return len(self._df)
+
+    def __bool__(self) -> bool:
+        return True  # a table is a table even when it holds no n-grams (`if idf:` must not be False)
 
     def describe(self) -> str:
         """One line for reports: what this IDF is and how big."""

@@ -150,6 +150,14 @@ def _meteor_text(text: str) -> str:
     return " ".join(text.replace("|||", "").split()[:_METEOR_MAX_TOKENS])
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 class _MeteorProcess:
     """The `meteor-1.5.jar -stdio` subprocess: SCORE lines give statistics, one EVAL line turns
     them into segment scores plus the aggregate. Thread-safe; restarts if the JVM died."""
@@ -182,11 +190,17 @@ class _MeteorProcess:
         for line in iter(pipe.readline, b""):
             self._stderr.append(line.decode("utf-8", "replace").rstrip())
 
+    def _wait(self, fd: int, event: int, timeout: float) -> None:
+        # poll, not select: select() fails on descriptors above 1024 (busy servers have those)
+        poller = select.poll()
+        poller.register(fd, event | select.POLLHUP | select.POLLERR)
+        if not poller.poll(timeout * 1000):
+            raise TimeoutError(f"METEOR gave no sign of progress for {timeout:.0f} s")
+
     def _write(self, data: bytes) -> None:
         fd = self._proc.stdin.fileno()
         while data:
-            if not select.select([], [fd], [], _METEOR_TIMEOUT_S)[1]:
-                raise TimeoutError(f"METEOR did not read its input for {_METEOR_TIMEOUT_S:.0f} s")
+            self._wait(fd, select.POLLOUT, _METEOR_TIMEOUT_S)
             try:
                 data = data[os.write(fd, data) :]
             except BlockingIOError:
@@ -201,9 +215,7 @@ class _MeteorProcess:
                 lines.append(self._buf[:nl].decode("utf-8", "replace").strip())
                 self._buf = self._buf[nl + 1 :]
                 continue
-            timeout = _METEOR_START_TIMEOUT_S if self._fresh else _METEOR_TIMEOUT_S
-            if not select.select([fd], [], [], timeout)[0]:
-                raise TimeoutError(f"METEOR gave no answer for {timeout:.0f} s")
+            self._wait(fd, select.POLLIN, _METEOR_START_TIMEOUT_S if self._fresh else _METEOR_TIMEOUT_S)
             chunk = os.read(fd, 1 << 16)
             if not chunk:
                 raise EOFError("METEOR exited")
@@ -216,13 +228,16 @@ class _MeteorProcess:
         if proc is not None and self._owner == os.getpid():
             proc.kill()
             proc.wait()
+            proc.stdin.close()
+            proc.stdout.close()
 
     def score(self, refs: list[list[str]], hyps: list[str]) -> tuple[list[float], float]:
         lines = [("SCORE ||| " + " ||| ".join(map(_meteor_text, rs)) + " ||| " + _meteor_text(h) + "\n").encode("utf-8", "replace") for h, rs in zip(hyps, refs)]
         with self._lock:
             if self._owner != os.getpid():
-                self._proc = None  # inherited through fork: the JVM belongs to the parent
+                self._proc = None  # inherited through fork: that JVM belongs to the parent
             if self._proc is None or self._proc.poll() is not None:
+                self._kill()
                 self._start()
             try:
                 stats: list[str] = []
@@ -230,14 +245,18 @@ class _MeteorProcess:
                     chunk = lines[i : i + _METEOR_CHUNK]
                     self._write(b"".join(chunk))
                     stats += self._readlines(len(chunk))
-                for s in stats:
-                    [float(x) for x in s.split()]  # a non-number is an error message: fail loudly, stay in sync
+                for line in stats:
+                    if not line or not all(map(_is_number, line.split())):
+                        raise ValueError(f"unexpected answer {line[:80]!r}")  # stay in sync: never guess
                 self._write(("EVAL ||| " + " ||| ".join(stats) + "\n").encode())
                 out = [float(x) for x in self._readlines(len(lines) + 1)]
             except (OSError, EOFError, TimeoutError, ValueError) as e:
                 self._kill()
                 tail = " | ".join(list(self._stderr)[-3:])
                 raise RuntimeError(f"METEOR subprocess failed ({e}); its stderr ended: {tail or '(empty)'}") from e
+            except BaseException:
+                self._kill()  # interrupted mid-exchange: unread answers would shift every later score
+                raise
         return out[:-1], out[-1]
 
     def close(self) -> None:
