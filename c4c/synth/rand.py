@@ -71,3 +71,10 @@ class Rand:
         n = int(np.prod(shape))
         raw = self._bits.random_raw(n) if n else np.zeros(0, np.uint64)
         return ((raw >> np.uint64(11)).astype(np.float64) * _SCALE).reshape(shape)
+
+    def coarse_array(self, shape: tuple[int, ...]) -> np.ndarray:
+        """float32 array of 16-bit uniforms in [0, 1): four per raw draw, for per-pixel noise."""
+        n = int(np.prod(shape))
+        # Little-endian bytes, then 16-bit words: the same numbers on machines of either byte order.
+        words = self._bits.random_raw((n + 3) // 4).astype("<u8").view("<u2")[:n]
+        return (words.astype(np.float32) * np.float32(1 / 65536)).reshape(shape)

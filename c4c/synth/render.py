@@ -121,7 +121,7 @@ def render_frames(scene: Scene, indices: Iterable[int], size: tuple[int, int] = 
         dx = int(round(scene.jitter * scale * (2 * rng.random() - 1)))
         dy = int(round(scene.jitter * scale * (2 * rng.random() - 1)))
         gain = 1 + scene.flicker * (2 * rng.random() - 1)
-        img = bg[margin + dy:margin + dy + h, margin + dx:margin + dx + w].astype(np.float64)
+        img = bg[margin + dy:margin + dy + h, margin + dx:margin + dx + w].copy()  # float32
         for track in scene.tracks:
             x, y, r, angle, rgb = track.state(t, scene.duration_s)
             x, y = x - dx / scale, y - dy / scale  # the camera moved, the world did not
@@ -134,9 +134,11 @@ def render_frames(scene: Scene, indices: Iterable[int], size: tuple[int, int] = 
             py = ((np.arange(y0, y1) + 0.5) / scale - y)[:, None]
             c, s = math.cos(angle), math.sin(angle)
             qx, qy = c * px + s * py, c * py - s * px  # rotate the sample points by -angle
-            alpha = np.clip(0.5 - _sdf(track.shape, qx, qy, r) * scale, 0, 1)[..., None]
+            alpha = np.clip(0.5 - _sdf(track.shape, qx, qy, r) * scale, 0, 1).astype(np.float32)[..., None]
             patch = img[y0:y1, x0:x1]
-            img[y0:y1, x0:x1] = patch * (1 - alpha) + np.array(rgb) * alpha
-        noise = (rng.array((h, w, 3)) * 2 - 1) * scene.noise
-        out[n] = np.rint(np.clip(img * gain + noise, 0, 255)).astype(np.uint8)
+            img[y0:y1, x0:x1] = patch * (1 - alpha) + np.array(rgb, np.float32) * alpha
+        noise = (rng.coarse_array((h, w, 3)) * np.float32(2) - np.float32(1)) * np.float32(scene.noise)
+        img *= np.float32(gain)
+        img += noise
+        out[n] = np.rint(np.clip(img, 0, 255)).astype(np.uint8)
     return out
