@@ -33,6 +33,8 @@ _EVENT_WEIGHTS = (0.30, 0.08, 0.10, 0.10, 0.10, 0.10, 0.10, 0.08, 0.04)
 # or the 1-fps samples would show a shape that never turns.
 _SYMMETRY = {"square": 90.0, "triangle": 120.0, "diamond": 180.0, "star": 72.0}
 _MIN_CONTRAST = 110.0  # RGB distance between an object and every background tone
+_EXTENT = 1.35         # farthest reach of any shape from its centre, in radii (triangle: 2/sqrt(3) * 1.15)
+_CROP_X0, _CROP_X1 = 16.0, 112.0  # the square centre crop of the 4:3 base canvas
 
 
 @dataclass(frozen=True)
@@ -152,40 +154,45 @@ def _track(rng: Rand, bg: Background, duration: float, exclude: set[str]) -> Tra
     # Sizes are chosen so that a small shape still spans ~1.5 patches of the 64 px / patch 8 backbone.
     r = {"small": rng.uniform(9, 11), "medium": rng.uniform(12.5, 15), "large": rng.uniform(16.5, 19.5)}[size]
     W, H = BASE_W, BASE_H
-    p = (rng.uniform(30, W - 30), rng.uniform(r + 6, H - r - 6))
+    # Keep every shape whole inside the square centre crop the backbone sees (x in 16..112).
+    xlo, xhi = (lambda rr: _CROP_X0 + _EXTENT * rr + 2), (lambda rr: _CROP_X1 - _EXTENT * rr - 2)
+    ylo, yhi = (lambda rr: _EXTENT * rr + 3), (lambda rr: H - _EXTENT * rr - 3)
+    p = (rng.uniform(xlo(r), xhi(r)), rng.uniform(ylo(r), yhi(r)))
     p0 = p1 = p
     r0 = r1 = r
     u0, u1 = rng.uniform(0, 0.2), rng.uniform(0.75, 1.0)
     direction, uc, omega, bh, bp = None, 2.0, 0.0, 0.0, 1.0
     if event == "move":
         direction = rng.choice(("left", "right", "up", "down"))
-        if direction in ("left", "right"):
-            x0, d = rng.uniform(72, 104), rng.uniform(35, 60)
-            x0, x1 = (x0, max(x0 - d, 22.0)) if direction == "left" else (W - x0, min(W - x0 + d, W - 22.0))
+        if direction in ("left", "right"):  # start on one side, travel 35-60 base px towards the other
+            x0, d = rng.uniform(min(76.0, xhi(r)), xhi(r)), rng.uniform(35, 60)
+            x1 = max(x0 - d, xlo(r))
+            x0, x1 = (x0, x1) if direction == "left" else (W - x0, W - x1)
             p0, p1 = (x0, p[1]), (x1, p[1])
         else:
-            y0, d = rng.uniform(min(62, H - r - 4), H - r - 4), rng.uniform(30, 50)
-            y0, y1 = (y0, max(y0 - d, r + 4)) if direction == "up" else (H - y0, min(H - y0 + d, H - r - 4))
+            y0, d = rng.uniform(min(60.0, yhi(r)), yhi(r)), rng.uniform(30, 50)
+            y1 = max(y0 - d, ylo(r))
+            y0, y1 = (y0, y1) if direction == "up" else (H - y0, H - y1)
             p0, p1 = (p[0], y0), (p[0], y1)
     elif event == "bounce":
-        floor = H - r - rng.uniform(4, 12)
+        floor = yhi(r) - rng.uniform(0, 8)
         p0 = p1 = (p[0], floor)
-        bh = min(rng.uniform(22, 40), floor - r - 3)
+        bh = min(rng.uniform(22, 40), floor - ylo(r))
         # Periods near 1 s would alias to a ball resting on the floor in every 1-fps sample.
         bp = rng.uniform(0.6, 0.9) if rng.chance(0.5) else rng.uniform(1.2, 1.6)
     elif event in ("grow", "shrink"):
         size, k = None, rng.uniform(1.8, 2.3)
         small = rng.uniform(7.5, 9.5)
         big = small * k
-        p0 = p1 = (rng.uniform(36, W - 36), rng.uniform(big + 4, H - big - 4))
+        p0 = p1 = (rng.uniform(xlo(big), xhi(big)), rng.uniform(ylo(big), yhi(big)))
         r0, r1 = (small, big) if event == "grow" else (big, small)
     elif event == "recolour":
         uc = rng.uniform(0.3, 0.7)
     elif event in ("enter", "leave"):
         direction = rng.choice(("left", "right", "top", "bottom"))
-        inside = (rng.uniform(36, W - 36), rng.uniform(r + 8, H - r - 8))
-        outside = {"left": (-r - 3, inside[1]), "right": (W + r + 3, inside[1]),
-                   "top": (inside[0], -r - 3), "bottom": (inside[0], H + r + 3)}[direction]
+        inside = p
+        out = _EXTENT * r + 3  # wholly outside the frame
+        outside = {"left": (-out, p[1]), "right": (W + out, p[1]), "top": (p[0], -out), "bottom": (p[0], H + out)}[direction]
         if event == "enter":
             p0, p1, u0, u1 = outside, inside, rng.uniform(0, 0.15), rng.uniform(0.45, 0.75)
         else:

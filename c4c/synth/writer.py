@@ -19,7 +19,7 @@ __all__ = ["write_mp4", "write_examples", "write_annotations", "diverse_ids", "M
 MSRVTT_SPLIT_NAMES = {"train": "train", "val": "validate", "test": "test"}
 
 
-def write_mp4(frames: np.ndarray, fps: float, path: str | Path, crf: int = 20) -> Path:
+def write_mp4(frames: np.ndarray, fps: float, path: str | Path, crf: int = 23) -> Path:
     """Encode uint8 [T, H, W, 3] RGB frames as H.264 (yuv420p) mp4 with imageio-ffmpeg's ffmpeg.
 
     yuv420p is what browsers and decord play; it needs even width and height.
