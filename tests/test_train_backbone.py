@@ -125,8 +125,17 @@ def test_tiny_training_run_writes_a_backbone_the_loader_reads_exactly(tmp_path):
 
 
 def test_cli_registers_backbone_subcommand(tmp_path):
+    from c4c.cli import build_parser
     from c4c.train.backbone import add_cli
     parser = argparse.ArgumentParser()
     add_cli(parser.add_subparsers())
     args = parser.parse_args(["backbone", "--out", str(tmp_path), "--tiny", "--epochs", "3", "--seed", "7"])
     assert args.tiny and args.epochs == 3 and args.seed == 7 and callable(args.func)
+    args = build_parser().parse_args(["train", "backbone", "--out", str(tmp_path), "--width", "128"])
+    assert args.width == 128 and args.func.__module__ == "c4c.train.backbone"  # via `python -m c4c train`
+
+
+def test_cli_refuses_bad_sizes(tmp_path, capsys):
+    from c4c.cli import main
+    assert main(["train", "backbone", "--out", str(tmp_path), "--tiny", "--width", "96", "--quiet"]) == 2
+    assert "multiple of 64" in capsys.readouterr().err
