@@ -20,16 +20,24 @@ def _command_modules() -> list[str]:
     return [n for n in _ORDER if n in found] + sorted(found - set(_ORDER))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full parser, or (when `command` names a module) one with just that command: importing
+    every command module costs seconds (torch, transformers) that `python -m c4c idf` should not pay."""
     parser = argparse.ArgumentParser(prog="python -m c4c", description="CLIP4Caption: caption videos with an ensemble of decoders.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in _command_modules():
+    names = _command_modules()
+    module = command.replace("-", "_") if command else None
+    if module in names or (module and module + "_" in names):
+        names = [module if module in names else module + "_"]
+    for name in names:
         importlib.import_module(f".{name}", __name__).add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    first = argv[0] if argv and not argv[0].startswith("-") else None
+    args = build_parser(first).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except C4CError as e:
