@@ -3,7 +3,9 @@
 Two sampling rules (SPEC 1.1):
 
 * ``"exact"``: one frame per second of real time, at t = 0, 1, 2, ... s (t < duration); the frame
-  shown at t is index ``round(t * fps)``. A clip shorter than 1 s gives its first frame.
+  shown at t is index ``round(t * fps)``. A clip shorter than 1 s gives its first frame. For a
+  variable-frame-rate file (frame times off the constant-rate grid by more than half a frame), the
+  frame shown at t is the last one whose presentation time is <= t, from the demuxer's index.
 * ``"reference"``: what the reference extractor does with OpenCV: fps truncated to an integer
   (29.97 -> 29), indices ``sec * int(fps)`` for ``sec = 0 .. ceil(N / int(fps))``, dropping the
   out-of-range ones. Slightly faster than 1 fps on NTSC rates; use it to reproduce reference features.
@@ -11,6 +13,13 @@ Two sampling rules (SPEC 1.1):
 Then, if more than ``max_frames`` remain, ``np.linspace(0, n-1, max_frames, dtype=int)`` picks them
 uniformly (the reproduction's ``slice_framepos=2``). Only the kept frames are decoded. Timestamps
 are the presentation times of the chosen frames (index / fps), so 29.97 fps gives 1.001 s, 2.002 s, ...
+
+Untrusted files. Only files that start like a binary video container reach FFmpeg: FFmpeg also reads
+text formats (HLS playlists, concat scripts, SDP) that make it open *other* files, which an uploaded
+"video" must never do. The frame size is read from the stream header (the bundled ffmpeg, no
+decoding) so that huge frames are downscaled by the decoder and never held at full size. A file
+decord cannot index (truncated, raw stream, GIF) is remuxed by ffmpeg into a temporary Matroska file
+that is deleted afterwards; sampled frames that fail to decode (damaged data) are dropped, with a note.
 """
 
 from __future__ import annotations
@@ -18,11 +27,12 @@ from __future__ import annotations
 import math
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import threading
 import warnings
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,9 +53,24 @@ DEFAULT_MAX_SHORT_SIDE = 720
 _FPS_RANGE = (0.1, 1000.0)
 _DEFAULT_FPS = 25.0
 _STDERR_LOCK = threading.Lock()
+_HEAD_BYTES = 2048
+_PROBE_TIMEOUT_S = 30.0
+_REMUX_TIMEOUT_S = 300.0
+# decord 0.6 returns mis-shaped frames for a few narrow output widths (8, 12, 16, 24, 48, 72 px, ...):
+# such videos are decoded at this width instead (CLIP resizes to 224 px anyway).
+_SAFE_WIDTH = 96
 
 # Leading bytes of still-image formats that FFmpeg would otherwise report as "broken metadata".
 _IMAGE_MAGIC = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"BM": "BMP", b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}
+_AUDIO_MAGIC = {b"ID3": "MP3", b"fLaC": "FLAC", b"#!AMR": "AMR", b"MAC ": "APE", b"wvpk": "WavPack"}
+# ISO base media (mp4, mov, m4v, 3gp) files start with one of these boxes.
+_ISO_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"uuid", b"junk", b"styp", b"sidx", b"moof"}
+# FFmpeg demuxers the bundled ffmpeg may use on an input (probe and remux): binary containers only.
+_FFMPEG_FORMATS = ("mov,matroska,webm,avi,mpegts,mpeg,mpegvideo,m4v,h264,hevc,flv,asf,ogg,mxf,ivf,yuv4mpegpipe,"
+                   "nut,rm,gif")
+_FFMPEG_SAFE_INPUT = ["-protocol_whitelist", "file", "-format_whitelist", _FFMPEG_FORMATS]
+_REENCODE = "re-encode it (e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)"
+_GIVE_VIDEO = "give a video file (mp4, webm, mkv, mov, avi, ...)"
 
 
 @dataclass(frozen=True)
@@ -57,7 +82,7 @@ class SampledFrames:
     indices: list[int]          # frame numbers in the file (0-based)
     fps: float                  # frame rate used (header value, or the fallback named in `notes`)
     n_frames_total: int         # frames in the file as the demuxer reports them
-    duration_s: float           # n_frames_total / fps
+    duration_s: float           # n_frames_total / fps (variable frame rate: from the frame times)
     source_size: tuple[int, int] = (0, 0)   # (H, W) of the stored frames before any downscaling
     notes: tuple[str, ...] = ()             # anything unusual (fps fallback, downscaling), one line each
 
@@ -95,26 +120,70 @@ def _sane_fps(header_fps: float, n_frames: int, end_time_s: float | None) -> tup
     return _DEFAULT_FPS, f"header frame rate {header_fps!r} is not plausible and timestamps are unusable; assuming {_DEFAULT_FPS:g} fps"
 
 
+def _container(head: bytes) -> str | None:
+    """The video container a file's first bytes announce, or None for anything else."""
+    if head[4:8] in _ISO_BOXES:
+        return "mp4"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "matroska"
+    if head.startswith(b"RIFF") and head[8:12] in (b"AVI ", b"AVIX", b"AMV "):
+        return "avi"
+    if head[:1] == b"\x47" and head[188:189] in (b"", b"\x47"):
+        return "mpegts"
+    if head[4:5] == b"\x47" and head[196:197] in (b"", b"\x47"):
+        return "m2ts"
+    if head.startswith((b"\x00\x00\x01", b"\x00\x00\x00\x01")):
+        return "mpeg"  # program / elementary stream, raw H.264 / HEVC (Annex B)
+    for magic, kind in ((b"FLV\x01", "flv"), (b"\x30\x26\xb2\x75\x8e\x66\xcf\x11", "asf"), (b"OggS", "ogg"),
+                        (b"\x06\x0e\x2b\x34", "mxf"), (b"DKIF", "ivf"), (b"YUV4MPEG2", "y4m"), (b".RMF", "rm"),
+                        (b"nut/multimedia container", "nut"), (b"GIF87a", "gif"), (b"GIF89a", "gif")):
+        if head.startswith(magic):
+            return kind
+    return None
+
+
+def _not_a_video(path: Path, head: bytes) -> VideoError:
+    """The error for a file that does not start like a video container: say what it looks like."""
+    for magic, kind in _IMAGE_MAGIC.items():
+        if head.startswith(magic):
+            return VideoError(f"{path}: is a {kind} image, not a video; {_GIVE_VIDEO}")
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return VideoError(f"{path}: is a WebP image, not a video; {_GIVE_VIDEO}")
+    audio = next((kind for magic, kind in _AUDIO_MAGIC.items() if head.startswith(magic)), None)
+    if audio is None and head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        audio = "WAV"
+    if audio is None and len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        audio = "MPEG audio (MP3 / AAC)"
+    if audio:
+        return VideoError(f"{path}: is an {audio} audio file: it has no video stream; give a file with video")
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text.startswith((b"#EXTM3U", b"ffconcat", b"<?xml", b"<MPD", b"v=0")):
+        kind = "a playlist or stream description, refused because it makes FFmpeg open other files"
+        return VideoError(f"{path}: cannot be decoded as a video (it is {kind}); {_GIVE_VIDEO}")
+    if b"\0" not in head and sum(32 <= c < 127 or c in b"\t\r\n" for c in head) >= 0.9 * len(head):
+        return VideoError(f"{path}: cannot be decoded as a video (it is a text file); {_GIVE_VIDEO}")
+    return VideoError(f"{path}: cannot be decoded as a video (not a video container c4c reads: it starts with "
+                      f"bytes {head[:8].hex(' ')}); give an mp4, webm, mkv, mov or avi file, or {_REENCODE}")
+
+
 def _check_file(path: Path) -> None:
-    """Fail early, with a clear message, on paths FFmpeg would only report cryptically."""
+    """Fail early, with a clear message, on paths FFmpeg would only report cryptically, and on
+    anything that does not start like a video container (see the module docstring)."""
     if not path.exists():
         raise VideoError(f"{path}: no such file; check the path")
     if path.is_dir():
-        raise VideoError(f"{path}: is a directory; give a video file (mp4, webm, avi, ...)")
+        raise VideoError(f"{path}: is a directory; {_GIVE_VIDEO}")
     try:
         with open(path, "rb") as f:
-            head = f.read(16)
+            head = f.read(_HEAD_BYTES)
     except PermissionError:
         raise VideoError(f"{path}: permission denied; make the file readable") from None
     except OSError as e:
         raise VideoError(f"{path}: cannot be read ({e.strerror or e}); check the file") from None
     if not head:
         raise VideoError(f"{path}: the file is empty (0 bytes); re-export or re-download the video")
-    for magic, kind in _IMAGE_MAGIC.items():
-        if head.startswith(magic):
-            raise VideoError(f"{path}: is a {kind} image, not a video; give a video file (mp4, webm, avi, ...)")
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        raise VideoError(f"{path}: is a WebP image, not a video; give a video file (mp4, webm, avi, ...)")
+    if _container(head) is None:
+        raise _not_a_video(path, head)
 
 
 @contextmanager
@@ -140,17 +209,40 @@ def _captured_stderr():
             log.append(tmp.read().decode("utf-8", "replace"))
 
 
-def _ffmpeg_reason(log: str) -> str | None:
-    """The FFmpeg/decord complaint in a captured log, without '[mov,mp4 @ 0x..]' or path prefixes."""
+# decord / FFmpeg phrases -> what they mean for the user
+_KNOWN = (
+    ("broken metadata", "no usable frame count or duration in its header"),
+    ("av_read_frame failed", "FFmpeg could not read its packets: truncated or corrupted"),
+    ("Unable to handle EOF", "its last frames are missing or corrupted"),
+    ("Error sending packet", "the decoder rejected damaged data"),
+    ("Invalid frame count", "the demuxer found no frames"),
+)
+
+
+def _clean(text: str) -> str:
+    """One short line out of a decord/FFmpeg message: no '[12:00:00] src/x.cc:83:' or '[file]' prefixes."""
+    for phrase, meaning in _KNOWN:
+        if phrase in text:
+            return meaning
     reasons = []
-    for line in log.splitlines():
-        line = re.sub(r"^(\[[^\]]*\]\s*)+", "", line.strip())  # drop "[hh:mm:ss] file.cc:83:" style prefixes
-        line = re.sub(r"^\S+\.cc:\d+:\s*", "", line)
+    for line in text.splitlines():
+        line = line.strip()
+        while True:  # prefixes come stacked: "[18:28:48] /src/a.cc:292: [18:28:48] /src/b.cc:218: ..."
+            new = re.sub(r"^(\[[^\]]*\]\s*)+", "", line)
+            new = re.sub(r"^\S+\.(cc|h|cpp|c):\d+:\s*", "", new)
+            if new == line:
+                break
+            line = new
         if line.startswith("ERROR opening:"):
             line = line.rsplit(", ", 1)[-1]
         if line and line not in reasons:
             reasons.append(line)
-    return "; ".join(reasons)[:160] or None
+    return "; ".join(reasons)[:160]
+
+
+def _ffmpeg_reason(log: str) -> str | None:
+    """The FFmpeg/decord complaint in a captured log, without '[mov,mp4 @ 0x..]' or path prefixes."""
+    return _clean(log) or None
 
 
 def _open_error(path: Path, err: BaseException, log: str = "") -> VideoError:
@@ -160,22 +252,108 @@ def _open_error(path: Path, err: BaseException, log: str = "") -> VideoError:
     if text.startswith("Error reading"):  # decord's message when FFmpeg cannot open the container
         why = _ffmpeg_reason(log) or "FFmpeg does not recognise it as a video container"
     else:
-        why = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(err).__name__)[:160]
+        why = _clean(text) or type(err).__name__
     return VideoError(f"{path}: cannot be decoded as a video ({why}); check it is a complete video "
-                      "file, or re-encode it (e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)")
+                      f"file, or {_REENCODE}")
 
 
-def _reader(path: Path, width: int = -1, height: int = -1):
+def _reader(path: Path, width: int = -1, height: int = -1, shown_as: Path | None = None):
     import decord
+    import decord.logging
     err = None
+    # FFmpeg logs only while a file is opened, into the captured stderr (its complaint becomes the
+    # error's reason); at other times it is silent, because decord's decoder threads run ahead of
+    # get_batch and would print damaged-data warnings long after any capture has ended.
     with _captured_stderr() as log:
+        decord.logging.set_level(decord.logging.ERROR)
         try:
-            vr = decord.VideoReader(str(path), ctx=decord.cpu(0), width=width, height=height)
+            # An absolute path: FFmpeg never reads a name like "concat:a|b" or "http:..." as a protocol.
+            vr = decord.VideoReader(os.path.abspath(path), ctx=decord.cpu(0), width=width, height=height)
         except (decord.DECORDError, RuntimeError, AssertionError) as e:
             err = e
+        finally:
+            decord.logging.set_level(decord.logging.QUIET)
     if err is not None:
-        raise _open_error(path, err, "".join(log)) from None
+        raise _open_error(shown_as or path, err, "".join(log)) from None
     return vr
+
+
+def _ffmpeg_exe() -> str | None:
+    try:
+        import imageio_ffmpeg
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception:  # not installed, or no binary for this platform: the callers have fallbacks
+        return None
+
+
+_STREAM_RE = re.compile(r"^\s*Stream #\d+:\d+.*?: Video: .*?, (\d+)x(\d+)\b", re.M)
+
+
+def _parse_size(text: str) -> tuple[int, int] | None:
+    """(width, height) as displayed, from `ffmpeg -i` output: the first video stream's size, swapped
+    when its display matrix turns it by 90 degrees (decord applies that rotation)."""
+    m = _STREAM_RE.search(text)
+    if not m:
+        return None
+    w, h = int(m[1]), int(m[2])
+    block = text[m.end():]
+    nxt = re.search(r"^\s*Stream #", block, re.M)
+    rot = re.search(r"rotation of (-?[\d.]+) degrees", block[:nxt.start()] if nxt else block)
+    if rot and round(float(rot[1])) % 180 == 90:
+        w, h = h, w
+    return (w, h) if w > 0 and h > 0 else None
+
+
+def _probe_size(path: Path) -> tuple[int, int] | None:
+    """The displayed frame size from the stream header (bundled ffmpeg; nothing is decoded for
+    common codecs), or None when that is unavailable."""
+    exe = _ffmpeg_exe()
+    if exe is None:
+        return None
+    cmd = [exe, "-hide_banner", "-nostdin", *_FFMPEG_SAFE_INPUT, "-i", "file:" + os.path.abspath(path)]
+    try:
+        out = subprocess.run(cmd, capture_output=True, timeout=_PROBE_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return _parse_size(out.stderr.decode("utf-8", "replace"))
+
+
+def _remux(path: Path, folder: Path, max_duration_s: float | None) -> Path | None:
+    """Copy the first video stream into a Matroska file (no re-encoding): FFmpeg keeps what it can
+    read of a truncated file and gives a raw stream or a GIF the index decord needs. None on failure."""
+    exe = _ffmpeg_exe()
+    if exe is None:
+        return None
+    out = folder / "remuxed.mkv"
+    limit = ["-t", f"{max_duration_s + 1:g}"] if max_duration_s is not None else []  # enough to see it is over
+    cmd = [exe, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *_FFMPEG_SAFE_INPUT,
+           "-i", "file:" + os.path.abspath(path), *limit, "-map", "0:v:0", "-c", "copy", "-f", "matroska", str(out)]
+    try:
+        subprocess.run(cmd, capture_output=True, timeout=_REMUX_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out if out.is_file() and out.stat().st_size > 0 else None
+
+
+def _open(path: Path, stack: ExitStack, max_duration_s: float | None):
+    """(file to decode, VideoReader, note or None): the file itself, or its remux when decord
+    cannot index it (the temporary folder goes when `stack` closes)."""
+    try:
+        return path, _reader(path), None
+    except VideoError as e:
+        if "no video stream" in str(e):
+            raise
+        first_error = e
+    folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="c4c-remux-")))
+    remuxed = _remux(path, folder, max_duration_s)
+    if remuxed is None:
+        raise first_error
+    try:
+        vr = _reader(remuxed, shown_as=path)
+    except VideoError:
+        raise first_error from None
+    return remuxed, vr, (f"the file could not be read as it is (truncated or damaged, or a raw stream); used the "
+                         f"{len(vr)} frames FFmpeg recovered from it")
 
 
 def _frame_rate(vr) -> tuple[float, str | None]:
@@ -193,30 +371,107 @@ def _frame_rate(vr) -> tuple[float, str | None]:
     return _sane_fps(header_fps, len(vr), end_time)
 
 
-def _decode(path: Path, vr, indices: list[int], max_short_side: int | None):
-    """Decode `indices` -> (uint8 [n,H,W,3], stored (H, W), note or None)."""
+def _frame_times(vr, fps: float) -> np.ndarray | None:
+    """Presentation times (s, first frame at 0) when they leave the constant-rate grid of `fps` by
+    more than half a frame (variable frame rate, or a header rate that is wrong), else None."""
     import decord
-    # decord reports the stored size only through a decoded frame. If it is huge, reopen with a
-    # decode-time resize so that no other full-size frame is ever materialised.
+    n = len(vr)
+    if n < 2:
+        return None
     try:
-        first = vr.next().asnumpy()  # [H, W, 3]
-    except (decord.DECORDError, RuntimeError, StopIteration) as e:
-        raise _open_error(path, e) from None
-    src_h, src_w = int(first.shape[0]), int(first.shape[1])
-    del first
-    note = None
+        pts = np.asarray(vr.get_frame_timestamp(range(n)), dtype=np.float64)[:, 0]
+    except (decord.DECORDError, RuntimeError, IndexError, ValueError):
+        return None
+    pts = pts - pts[0]
+    if not np.all(np.isfinite(pts)) or not np.all(np.diff(pts) > 0):
+        return None  # no usable index: keep the constant-rate rule
+    if not _FPS_RANGE[0] <= (n - 1) / pts[-1] <= _FPS_RANGE[1]:
+        return None  # implausible times (a broken time base): the header rate or its fallback is better
+    if np.abs(pts - np.arange(n) / fps).max() <= 0.5 / fps:
+        return None  # constant frame rate (within half a frame): index / fps is exact enough
+    return pts
+
+
+def _vfr_indices(pts: np.ndarray) -> list[int]:
+    """One per second of a VFR file: the frame on screen at t = 0, 1, 2, ... (last pts <= t)."""
+    secs = np.arange(max(1, math.ceil(_vfr_duration(pts) - 1e-3)))  # decord times are float32: 1 ms slack
+    return sorted({int(i) for i in np.searchsorted(pts, secs + 1e-6, side="right") - 1})
+
+
+def _vfr_duration(pts: np.ndarray) -> float:
+    """Last frame's time plus one average frame duration."""
+    return float(pts[-1] * len(pts) / (len(pts) - 1))
+
+
+def _decord_errors():
+    import decord
+    return (decord.DECORDError, RuntimeError, IndexError, AssertionError, StopIteration)
+
+
+def _batch(vr, indices: list[int]):
+    """get_batch -> (uint8 [n,H,W,3] or None when decord mis-shapes them, error or None)."""
+    try:
+        images = vr.get_batch(indices).asnumpy()
+    except _decord_errors() as e:
+        if "size must exactly match" in str(e) or "from_size == to_size" in str(e):
+            return None, None
+        return None, e
+    if images.ndim != 4 or images.shape[-1] != 3:
+        return None, None
+    return images, None
+
+
+def _decode(src: Path, path: Path, vr, indices: list[int], max_short_side: int | None,
+            size: tuple[int, int] | None):
+    """Decode `indices` -> (uint8 [n,H,W,3], the indices decoded, stored (H, W), notes).
+
+    `src` is the file decord reads (the video, or its remux), `path` the name for messages, `size`
+    the displayed (W, H) from the header when known."""
+    notes = []
+    if size is None:  # no header probe: learn the size from one decoded frame (it may be full size)
+        try:
+            first = vr.next().asnumpy()  # [H, W, 3] (or mis-shaped: only H, W are used)
+        except _decord_errors() as e:
+            raise _open_error(path, e) from None
+        size = (int(first.shape[1]), int(first.shape[0]))
+        del first
+    src_w, src_h = size
+    target = (-1, -1)
     if max_short_side is not None and min(src_h, src_w) > max_short_side:
         scale = max_short_side / min(src_h, src_w)
-        w, h = max(1, round(src_w * scale)), max(1, round(src_h * scale))
-        note = f"frames downscaled while decoding from {src_w}x{src_h} to {w}x{h} (pixels differ slightly from a full-size decode)"
-        vr = _reader(path, width=w, height=h)
-    try:
-        images = vr.get_batch(indices).asnumpy()  # [n, H, W, 3] uint8 RGB
-    except (decord.DECORDError, RuntimeError, IndexError, AssertionError) as e:
-        why = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)[:120]
-        raise VideoError(f"{path}: decoding failed ({why}); the file may be truncated or corrupted: "
-                         "re-encode it (e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)") from None
-    return images, (src_h, src_w), note
+        target = (max(2, round(src_w * scale)), max(2, round(src_h * scale)))
+        notes.append(f"frames downscaled while decoding from {src_w}x{src_h} to {target[0]}x{target[1]} "
+                     "(pixels differ slightly from a full-size decode)")
+        vr = _reader(src, *target, shown_as=path)
+    images, err = _batch(vr, indices)
+    if images is None and err is None:  # decord's narrow-frame bug: decode at a safe width instead
+        w = target[0] if target[0] > 0 else src_w
+        h = target[1] if target[1] > 0 else src_h
+        target = (_SAFE_WIDTH, max(2, 2 * round(h * _SAFE_WIDTH / w / 2)))
+        notes.append(f"frames decoded at {target[0]}x{target[1]} instead of {w}x{h} (decord cannot return "
+                     "frames of that width)")
+        vr = _reader(src, *target, shown_as=path)
+        images, err = _batch(vr, indices)
+        if images is None and err is None:
+            raise VideoError(f"{path}: the decoder returned frames of an unexpected shape; {_REENCODE}")
+    kept = list(indices)
+    if err is not None:  # damaged data: decode the sampled frames one by one and keep what decodes
+        frames, kept = [], []
+        for i in indices:
+            one, e = _batch(vr, [i])
+            if one is not None:
+                frames.append(one[0])
+                kept.append(i)
+            else:
+                vr = _reader(src, *target, shown_as=path)  # a failed decode can leave the reader unusable
+        if not frames:
+            raise VideoError(f"{path}: decoding failed ({_clean(str(err)) or type(err).__name__}); the file "
+                             f"is truncated or corrupted: {_REENCODE}")
+        images = np.stack(frames)
+        if len(kept) < len(indices):
+            notes.append(f"{len(indices) - len(kept)} of {len(indices)} sampled frames could not be decoded "
+                         f"(damaged data: {_clean(str(err))}); captioned from the other {len(kept)}")
+    return images, kept, (src_h, src_w), notes
 
 
 def sample_frames(path: str | os.PathLike, max_frames: int | None = 20, fps_mode: str = "exact",
@@ -235,20 +490,26 @@ def sample_frames(path: str | os.PathLike, max_frames: int | None = 20, fps_mode
         raise InputError(f"max_frames must be at least 1 (got {max_frames})")
     path = Path(path)
     _check_file(path)
-    vr = _reader(path)
-    n_total = len(vr)
-    if n_total <= 0:
-        raise VideoError(f"{path}: the video has no frames; re-export it")
-    fps, fps_note = _frame_rate(vr)
-    duration = n_total / fps
-    if max_duration_s is not None and duration > max_duration_s:
-        raise VideoError(f"{path}: the video is {duration:.1f} s long, over the limit of {max_duration_s:g} s; "
-                         f"trim it (e.g. ffmpeg -i IN -t {max_duration_s:g} OUT.mp4) or raise the limit")
-    candidates = sample_indices(n_total, fps, fps_mode)
-    indices = [candidates[i] for i in uniform_subsample(len(candidates), max_frames)]
-    images, src_size, size_note = _decode(path, vr, indices, max_short_side)
-    notes = tuple(n for n in (fps_note, size_note) if n)
+    with ExitStack() as stack:
+        src, vr, open_note = _open(path, stack, max_duration_s)
+        n_total = len(vr)
+        if n_total <= 0:
+            raise VideoError(f"{path}: the video has no frames; re-export it")
+        fps, fps_note = _frame_rate(vr)
+        pts = _frame_times(vr, fps) if fps_mode == "exact" else None
+        duration = n_total / fps if pts is None else _vfr_duration(pts)
+        if max_duration_s is not None and duration > max_duration_s:
+            raise VideoError(f"{path}: the video is {duration:.1f} s long, over the limit of {max_duration_s:g} s; "
+                             f"trim it (e.g. ffmpeg -i IN -t {max_duration_s:g} OUT.mp4) or raise the limit")
+        candidates = _vfr_indices(pts) if pts is not None else sample_indices(n_total, fps, fps_mode)
+        indices = [candidates[i] for i in uniform_subsample(len(candidates), max_frames)]
+        size = _probe_size(src)
+        images, indices, src_size, decode_notes = _decode(src, path, vr, indices, max_short_side, size)
+    vfr_note = None if pts is None else (f"frame times do not follow the header's {fps:g} fps (variable frame rate); "
+                                         "frames chosen by their presentation times")
+    notes = tuple(n for n in (open_note, fps_note, vfr_note, *decode_notes) if n)
     for n in notes:
         warnings.warn(f"{path}: {n}", stacklevel=2)
-    return SampledFrames(images=images, timestamps=[i / fps for i in indices], indices=indices, fps=fps,
+    times = [float(pts[i]) for i in indices] if pts is not None else [i / fps for i in indices]
+    return SampledFrames(images=images, timestamps=times, indices=indices, fps=fps,
                          n_frames_total=n_total, duration_s=duration, source_size=src_size, notes=notes)
