@@ -104,6 +104,8 @@ def caption_ray(zoo_dir: str | Path, todo: list, recorder: Recorder, settings: C
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # the driver's bar and summary report progress
     if device not in ("auto", "cpu", "cuda"):
         raise InputError(f"--device {device!r}: the Ray engine takes auto, cpu or cuda")
+    if not todo:
+        return recorder.close()
     zoo_dir = str(Path(zoo_dir).resolve())
     image_size = zoo_image_size(zoo_dir)
     started = _init(ray, address)

@@ -109,6 +109,28 @@ def test_local_engine_with_decoding_workers_gives_the_pipelines_results(pipe, vi
     assert {"decode", "preprocess", "backbone", "captioning", "ensemble"} <= set(r2[0]["timings"])
 
 
+def test_parquet_output_holds_the_same_results_and_resumes(pipe, videos, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet", reason="Parquet output needs pyarrow (comes with ray[data])")
+    out = tmp_path / "captions.parquet"
+    output = open_output(out, "parquet")
+    todo, summary = plan(find_videos([str(videos / "sub"), str(videos / "corrupt.mp4")]), (0, 1), output)
+    try:
+        caption_local(pipe, todo, Recorder(output, summary, progress=False), SETTINGS, workers=0)
+    finally:
+        output.close()
+    rows = {r["video"]: r for r in pq.read_table(out).to_pylist()}
+    assert set(rows) == {str(videos / n) for n in ("sub/c.mp4", "sub/d.mp4", "corrupt.mp4")}
+    for video in (str(videos / "sub/c.mp4"), str(videos / "sub/d.mp4")):
+        r = json.loads(rows[video]["result"])
+        assert strip(r) == strip(pipe.caption(video, SETTINGS).to_dict())
+        assert rows[video]["caption"] == r["caption"] and rows[video]["error"] is None
+    assert rows[str(videos / "corrupt.mp4")]["error_type"] == "VideoError"
+    output = open_output(out, "parquet")
+    todo, summary = plan(find_videos([str(videos)]), (0, 1), output)
+    output.close()
+    assert [v.name for v in todo] == ["a.mp4", "b.mp4"] and summary.already_failed == 1
+
+
 def test_cli_batch_arguments(zoo, videos, tmp_path, capsys):
     assert main(["caption", str(videos), "--zoo", str(zoo), "--workers", "1"]) == 2
     assert "only apply to batch runs" in capsys.readouterr().err
