@@ -7,16 +7,23 @@ or c4c safetensors written by `Backbone.save`. Text-tower and similarity-head ke
 
 The network is `transformers.CLIPVisionModelWithProjection` (QuickGELU, LayerNorm eps 1e-5) built
 from a config, offline; the embedding is ``ln_post(CLS) @ proj``, not L2-normalised (SPEC 1.5).
+
+`embed` on CPU in float32 runs `_FastViT` on the same weights: the patch convolution as one matrix
+product, fused q/k/v, PyTorch's fused attention, and in the last block only the class token goes
+past attention (the embedding reads nothing else). Frames are split over worker threads with one
+intra-op thread each (`kernels.parallel_map`). Embeddings equal the transformers model's to ~1e-5.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from .checkpoints import check_finite, check_shapes, load_state_dict, read_safetensors_metadata, save_safetensors
 from .errors import CheckpointError, InputError
@@ -205,6 +212,61 @@ def _device(device: str | torch.device) -> torch.device:
     return dev
 
 
+class _FastViT:
+    """The CLIP image tower's forward on plain tensors, for CPU float32 inference (see module doc).
+    Holds references to the transformers model's weights (plus a fused q/k/v copy: ~28% of the size)."""
+
+    def __init__(self, model, arch: VisionArch):
+        vm = model.vision_model
+        det = lambda t: t.detach()  # noqa: E731
+        self.arch = arch
+        emb = vm.embeddings
+        self.patch_w = det(emb.patch_embedding.weight).reshape(arch.width, -1)      # (W, 3*p*p), (c, kh, kw) order
+        self.cls = det(emb.class_embedding)
+        self.pos = det(emb.position_embedding.weight)                                # (1 + g*g, W)
+        self.ln_pre = (det(vm.pre_layrnorm.weight), det(vm.pre_layrnorm.bias), vm.pre_layrnorm.eps)
+        self.ln_post = (det(vm.post_layernorm.weight), det(vm.post_layernorm.bias), vm.post_layernorm.eps)
+        self.proj = det(model.visual_projection.weight)                              # (E, W)
+        self.blocks = []
+        for layer in vm.encoder.layers:
+            a = layer.self_attn
+            self.blocks.append(dict(
+                qkv_w=torch.cat([det(a.q_proj.weight), det(a.k_proj.weight), det(a.v_proj.weight)]),
+                qkv_b=torch.cat([det(a.q_proj.bias), det(a.k_proj.bias), det(a.v_proj.bias)]),
+                o_w=det(a.out_proj.weight), o_b=det(a.out_proj.bias),
+                ln1=(det(layer.layer_norm1.weight), det(layer.layer_norm1.bias), layer.layer_norm1.eps),
+                ln2=(det(layer.layer_norm2.weight), det(layer.layer_norm2.bias), layer.layer_norm2.eps),
+                f1_w=det(layer.mlp.fc1.weight), f1_b=det(layer.mlp.fc1.bias),
+                f2_w=det(layer.mlp.fc2.weight), f2_b=det(layer.mlp.fc2.bias),
+            ))
+
+    @staticmethod
+    def _ln(x, p):
+        return F.layer_norm(x, x.shape[-1:], p[0], p[1], p[2])
+
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        """pixels (n, 3, S, S) float32 -> embeddings (n, E)."""
+        a = self.arch
+        n, g, p, w, nh = pixels.shape[0], a.grid, a.patch, a.width, a.heads
+        # conv1 (stride = kernel = p, no bias) == each patch's (c, kh, kw) pixels @ the flattened kernel
+        patches = pixels.reshape(n, 3, g, p, g, p).permute(0, 2, 4, 1, 3, 5).reshape(n * g * g, 3 * p * p)
+        x = F.linear(patches, self.patch_w).view(n, g * g, w)
+        x = torch.cat([self.cls.expand(n, 1, w), x], 1) + self.pos                 # (n, T, W)
+        x = self._ln(x, self.ln_pre)
+        t = x.shape[1]
+        for i, b in enumerate(self.blocks):
+            h = self._ln(x, b["ln1"])
+            q, k, v = F.linear(h, b["qkv_w"], b["qkv_b"]).view(n, t, 3, nh, w // nh).permute(2, 0, 3, 1, 4).unbind(0)
+            if i == len(self.blocks) - 1:  # only the class token is read after the last block
+                q, x = q[:, :, :1], x[:, :1]
+            ctx = F.scaled_dot_product_attention(q, k, v)                            # (n, nh, T or 1, dh)
+            x = x + F.linear(ctx.transpose(1, 2).reshape(n, -1, w), b["o_w"], b["o_b"])
+            h = F.linear(self._ln(x, b["ln2"]), b["f1_w"], b["f1_b"])
+            h = h * torch.sigmoid(1.702 * h)                                          # QuickGELU
+            x = x + F.linear(h, b["f2_w"], b["f2_b"])
+        return F.linear(self._ln(x[:, 0], self.ln_post), self.proj)
+
+
 class Backbone:
     """A frozen CLIP image tower: pixels [n,3,S,S] -> frame embeddings (n, E)."""
 
@@ -214,6 +276,8 @@ class Backbone:
         self.device = device
         self.dtype = dtype              # compute dtype: float32 (parity) or float16 (CUDA speed)
         self._provenance = provenance
+        self._fast = None               # (weights stamp, _FastViT), built on first CPU float32 embed
+        self._fast_lock = threading.Lock()
 
     @classmethod
     def from_state_dict(cls, sd: Mapping[str, torch.Tensor], device: str | torch.device = "cpu",
@@ -266,9 +330,33 @@ class Backbone:
         if pixels.ndim != 4 or tuple(pixels.shape[1:]) != (3, s, s):
             raise InputError(f"expected pixels [n,3,{s},{s}] for this backbone, got {list(pixels.shape)}")
 
-    def embed(self, pixels: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
-        """Frame embeddings ln_post(CLS) @ proj, unnormalised: float32 CPU tensor (n, E)."""
+    def _fast_vit(self) -> _FastViT | None:
+        """The CPU float32 fast forward, rebuilt if any weight changed since (version counters)."""
+        if self.device.type != "cpu" or self.dtype != torch.float32 or self.model.training:
+            return None
+        stamp = tuple((p.data_ptr(), p._version) for p in self.model.parameters())
+        with self._fast_lock:
+            if self._fast is None or self._fast[0] != stamp:
+                self._fast = (stamp, _FastViT(self.model, self.arch))
+            return self._fast[1]
+
+    def embed(self, pixels: torch.Tensor, batch_size: int = 32, workers: int | None = None) -> torch.Tensor:
+        """Frame embeddings ln_post(CLS) @ proj, unnormalised: float32 CPU tensor (n, E).
+
+        On CPU in float32, frames go in chunks of at most `batch_size` over `workers` threads
+        (default `kernels.default_workers`: the intra-op thread budget, one intra-op thread each)."""
         self._check(pixels)
+        fast = self._fast_vit()
+        if fast is not None:
+            from .kernels import default_workers, parallel_map
+            n = pixels.shape[0]
+            if n == 0:
+                return torch.zeros((0, self.embed_dim), dtype=torch.float32)
+            workers = default_workers(n) if workers is None else max(1, min(int(workers), n))
+            per = min(batch_size, -(-n // workers))  # even chunks, one per worker where batch_size allows
+            x = pixels.to(torch.float32)
+            chunks = [x[i:i + per] for i in range(0, n, per)]
+            return torch.cat(parallel_map(fast, chunks, workers))
         out = []
         with torch.inference_mode():
             for i in range(0, pixels.shape[0], batch_size):
