@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import struct
 import zipfile
 from collections.abc import Mapping
@@ -33,8 +34,9 @@ def _kind(path: Path) -> str:
         try:
             with zipfile.ZipFile(path) as z:
                 names = z.namelist()
-        except (zipfile.BadZipFile, OSError) as e:
-            raise CheckpointError(f"{path}: the file is truncated or corrupted ({e}); re-download it") from None
+        except Exception as e:  # zipfile raises BadZipFile, OSError, UnicodeDecodeError, ... on damage
+            raise CheckpointError(f"{path}: the file is truncated or corrupted ({_first_line(e)}); "
+                                  "re-download it") from None
         if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
             return "torchscript"
         return "torch"
@@ -85,9 +87,13 @@ def load_state_dict(path: str | Path, *, allow_torchscript: bool = False) -> dic
         from safetensors import SafetensorError
         from safetensors.torch import load_file
         try:
-            return load_file(str(path), device="cpu")
-        except (SafetensorError, OSError, ValueError) as e:
-            raise CheckpointError(f"{path}: unreadable safetensors file ({e}); it may be truncated") from None
+            # load_file maps the file into memory and its tensors keep reading it: if the file were
+            # rewritten in place later (a zoo rebuilt while the app serves it), the next read would
+            # kill the process with SIGBUS. Private copies cost one model's size, once.
+            return {k: v.clone() for k, v in load_file(str(path), device="cpu").items()}
+        except (SafetensorError, Exception) as e:  # noqa: BLE001 - any failure here means a damaged file
+            raise CheckpointError(f"{path}: unreadable safetensors file ({_first_line(e)}); it may be truncated "
+                                  "or corrupted: re-download it") from None
     if kind == "torchscript":
         if not allow_torchscript:
             raise CheckpointError(
@@ -98,15 +104,29 @@ def load_state_dict(path: str | Path, *, allow_torchscript: bool = False) -> dic
         except Exception as e:  # TorchScript raises many unrelated types for a bad archive
             raise CheckpointError(f"{path}: unreadable TorchScript archive ({e})") from None
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        # A file object, not the name: torch.load hands any "*.safetensors" *name* to safetensors,
+        # so a pickle named that way would fail there with a foreign error instead of being read here.
+        with open(path, "rb") as f:
+            obj = torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        unsafe = next((ln.strip() for ln in str(e).splitlines() if "global" in ln.lower()), None)
+        if unsafe is None:  # the weights-only unpickler also says "failed" for plain damage
+            raise CheckpointError(f"{path}: the file is truncated or corrupted ({_first_line(e)}); "
+                                  "re-download it") from None
+        m = re.search(r"GLOBAL\s+(\S+?)[\s,.]", unsafe)
+        what = f" ({m[1]})" if m else ""
         raise CheckpointError(
-            f"{path}: refused to load: the pickle contains Python objects other than tensors, and "
-            f"loading it could run code ({first[:160]}). Only plain state dicts are accepted") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
-        raise CheckpointError(f"{path}: the file is truncated or corrupted ({str(e)[:160]}); re-download it") from None
+            f"{path}: refused to load: the pickle contains Python objects other than tensors{what}, and "
+            "loading it could run code. Only plain state dicts of tensors are accepted") from None
+    except Exception as e:  # noqa: BLE001 - torch.load raises many unrelated types for damaged files
+        raise CheckpointError(f"{path}: the file is truncated or corrupted ({_first_line(e)}); "
+                              "re-download it") from None
     return _unwrap(obj, path)
+
+
+def _first_line(e: BaseException) -> str:
+    text = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
+    return (text or type(e).__name__)[:160]
 
 
 def check_finite(sd: Mapping[str, torch.Tensor], source: str | Path) -> None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from .errors import C4CError, VocabError, ZooError
+from .errors import C4CError, InputError, VocabError, ZooError
 
 __all__ = ["Zoo", "DecoderEntry", "read_manifest", "write_manifest", "default_zoo_dir", "MANIFEST"]
 
@@ -48,16 +48,56 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     for key in ("backbone", "decoders", "vocab", "idf"):
         if key not in m:
             raise ZooError(f"{path}: manifest has no {key!r} entry")
+    if not isinstance(m["backbone"], dict) or "file" not in m["backbone"]:
+        raise ZooError(f"{path}: 'backbone' must be an object with a 'file' entry, got {_short(m['backbone'])}")
     if not isinstance(m["decoders"], list) or not m["decoders"]:
         raise ZooError(f"{path}: 'decoders' must be a non-empty list")
+    for k, d in enumerate(m["decoders"]):
+        if not isinstance(d, dict) or "file" not in d:
+            raise ZooError(f"{path}: decoder {k} must be an object with 'name' and 'file' entries, got {_short(d)}")
+        _check_settings(path, d.get("name"), d.get("settings", {}))
     names = [d.get("name") for d in m["decoders"]]
-    if len(set(names)) != len(names) or not all(isinstance(n, str) and n for n in names):
+    if len(set(map(str, names))) != len(names) or not all(isinstance(n, str) and n for n in names):
         raise ZooError(f"{path}: decoder names must be unique non-empty strings, got {names}")
     files = [m["backbone"]["file"], m["vocab"], m["idf"]] + [d["file"] for d in m["decoders"]]
     for f in files:
+        _check_name(path, folder, f)
         if not (folder / f).is_file():
             raise ZooError(f"{path}: names {f!r}, which is not in {folder}")
     return m
+
+
+def _short(x: Any) -> str:
+    text = json.dumps(x, ensure_ascii=False) if isinstance(x, (dict, list, str, int, float, bool, type(None))) else repr(x)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_name(path: Path, folder: Path, name: Any) -> None:
+    """Files are named relative to the zoo folder and stay inside it: a manifest from elsewhere must
+    not make c4c read other files. (Checked on the name, not the resolved path: a Hub snapshot's
+    files are symlinks into its blob store, which is fine.)"""
+    if not isinstance(name, str) or not name.strip():
+        raise ZooError(f"{path}: file names must be non-empty strings, got {_short(name)}")
+    p = PurePosixPath(name.replace("\\", "/"))
+    if p.is_absolute() or PureWindowsPath(name).drive or ".." in p.parts:
+        raise ZooError(f"{path}: names {name!r}; files must be named relative to, and inside the zoo folder")
+
+
+# Allowed per-decoder settings: name -> (check, what it must be)
+_SETTINGS = {
+    "heads": (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0), "a positive integer"),
+    "max_frames": (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0), "a positive integer"),
+    "max_words": (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0), "a positive integer"),
+    "mask": (lambda v: v is None or isinstance(v, str), "a string"),
+}
+
+
+def _check_settings(path: Path, name: Any, settings: Any) -> None:
+    if not isinstance(settings, dict):
+        raise ZooError(f"{path}: decoder {name!r}: 'settings' must be an object, got {_short(settings)}")
+    for key, value in settings.items():
+        if key in _SETTINGS and not _SETTINGS[key][0](value):
+            raise ZooError(f"{path}: decoder {name!r}: setting {key!r} must be {_SETTINGS[key][1]}, got {_short(value)}")
 
 
 def write_manifest(folder: str | Path, manifest: dict[str, Any]) -> Path:
@@ -99,8 +139,11 @@ class Zoo:
         self.decoders: dict[str, CaptionModel] = {}
         for e in self.entries:
             s = e.settings
-            model = CaptionModel.from_file(self.folder / e.file, heads=s.get("heads"), mask=s.get("mask"),
-                                           max_frames=s.get("max_frames"))
+            try:
+                model = CaptionModel.from_file(self.folder / e.file, heads=s.get("heads"), mask=s.get("mask"),
+                                               max_frames=s.get("max_frames"))
+            except InputError as err:  # a setting that does not fit this checkpoint: name the decoder
+                raise ZooError(f"{self.folder / MANIFEST}: decoder {e.name!r} ({e.file}): {err}") from None
             if model.cfg.vocab_size != len(self.tokenizer):
                 raise VocabError(
                     f"{self.folder / m['vocab']}: has {len(self.tokenizer)} entries but decoder {e.name!r} "
