@@ -1,12 +1,15 @@
 """Videos per minute of `python -m c4c caption DIR --out F` on this machine.
 
-    python benchmarks/batch_throughput.py [--zoo DIR] [--videos 16] [--seconds 10] [--workers 0 1 2] [--ray]
+    python benchmarks/batch_throughput.py [--zoo DIR] [--videos 30] [--seconds 10] [--workers 0 1 2]
+                                          [--threads N] [--ray] [--clips DIR]
 
 Writes `--videos` synthetic clips (moving blocks, `--size`, 25 fps, H.264) to a temporary folder and
 captions them with default settings (beam 5, up to 20 frames) through each engine / worker count;
 without --zoo, a random-weight zoo at the default small size (`c4c.random_zoo`). The first video of
-run pays for loading the models (and, once per process, METEOR's JVM): each row gives the total, the
-time to the first line, and the steady rate after it. The load average shows how busy the machine was.
+run pays for loading the models; METEOR's JVM is started before the local runs (its start-up is
+printed once; a Ray actor starts its own). Each row gives the total, the time to the first line, the
+steady rate after it, and (local runs) CPU seconds per video over all processes of the run: on an
+idle machine, cores * 60 / that is the rate to expect. The load average shows how busy the machine was.
 """
 
 from __future__ import annotations
@@ -56,25 +59,34 @@ class _Timed:
         self.times.append(time.perf_counter())
 
 
-def run(engine: str, zoo: Path, videos: Path, out: Path, workers: int) -> tuple[float, float, float]:
-    """(seconds in all, seconds to the first line, steady videos/min after it) for one run."""
+def _cpu() -> float:
+    import resource
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
+def run(engine: str, zoo: Path, videos: Path, out: Path, workers: int,
+        threads: int | None = None) -> tuple[float, float, float, float]:
+    """(seconds in all, seconds to the first line, steady videos/min after it, CPU seconds) for one run."""
     from c4c.batch import Recorder, caption_local, find_videos, open_output, plan
     from c4c.pipeline import CaptionSettings, Pipeline
     settings = CaptionSettings()
     output = open_output(out)
     todo, summary = plan(find_videos([str(videos)]), (0, 1), output)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), _cpu()
     try:
         rec = _Timed(Recorder(output, summary, progress=False))
         if engine == "ray":
             from c4c.batch_ray import caption_ray
             caption_ray(zoo, todo, rec, settings, device="cpu", decode_tasks=workers or None)
         else:  # model loading counts: it is part of what a run costs
-            caption_local(Pipeline.from_zoo(zoo, device="cpu", cache_size=0), todo, rec, settings, workers=workers)
+            caption_local(Pipeline.from_zoo(zoo, device="cpu", cache_size=0), todo, rec, settings, workers=workers,
+                          threads=threads)
     finally:
         output.close()
     first, last = rec.times[0] - t, rec.times[-1] - t
-    return last, first, 60 * (len(rec.times) - 1) / (last - first) if len(rec.times) > 1 else float("nan")
+    rate = 60 * (len(rec.times) - 1) / (last - first) if len(rec.times) > 1 else float("nan")
+    return last, first, rate, _cpu() - cpu
 
 
 def main() -> None:
@@ -83,8 +95,10 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--size", default="320x240")
-    ap.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--workers", type=int, nargs="*", default=[0, 1, 2], help="local runs to make (decoding workers); none: only Ray")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads of local runs (default: auto)")
     ap.add_argument("--ray", action="store_true", help="also run the Ray engine (local Ray on this machine)")
+    ap.add_argument("--clips", default=None, help="keep the clips in this folder (reused when it exists)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -94,16 +108,24 @@ def main() -> None:
             from c4c.random_zoo import make_random_zoo
             zoo = make_random_zoo(tmp / "zoo")
         w, h = (int(x) for x in a.size.split("x"))
-        make_clips(tmp / "videos", a.videos, a.seconds, (w, h))
-        print(f"zoo {zoo}; {a.videos} clips of {a.seconds:g} s at {a.size}; {os.cpu_count()} cores, "
-              f"load average {os.getloadavg()[0]:.1f}")
-        configs = [("local", n) for n in a.workers] + ([("ray", 0)] if a.ray else [])
-        print(f"{'engine':<18} {'total':>8} {'first line':>11} {'then':>14}")
-        for k, (engine, n) in enumerate(configs):
-            total, first, rate = run(engine, zoo, tmp / "videos", tmp / f"run{k}.jsonl", n)
-            label = f"local, workers {n}" if engine == "local" else "ray, 1 actor"
-            print(f"{label:<18} {total:7.1f}s {first:10.1f}s {rate:7.1f} videos/min   "
-                  f"= {60 * a.videos / total:.1f} videos/min overall (load average {os.getloadavg()[0]:.1f})", flush=True)
+        clips = Path(a.clips) if a.clips else tmp / "videos"
+        if not clips.is_dir():
+            make_clips(clips, a.videos, a.seconds, (w, h))
+        n = len(list(clips.glob("*.mp4")))
+        t = time.perf_counter()
+        from c4c.metrics import sentence_scores
+        sentence_scores("meteor", [["a red circle moves"]], ["a red circle"])
+        print(f"zoo {zoo}; {n} clips in {clips}; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
+              f"METEOR start-up {time.perf_counter() - t:.1f} s")
+        configs = [("local", k) for k in a.workers] + ([("ray", 0)] if a.ray else [])
+        print(f"{'engine':<18} {'total':>8} {'first line':>11} {'then':>19} {'CPU/video':>10}")
+        for k, (engine, nw) in enumerate(configs):
+            total, first, rate, cpu = run(engine, zoo, clips, tmp / f"run{k}.jsonl", nw, a.threads)
+            label = f"local, workers {nw}" if engine == "local" else "ray, 1 actor"
+            cpu_txt = f"{cpu / n:9.2f}s" if engine == "local" else f"{'n/a':>10}"
+            print(f"{label:<18} {total:7.1f}s {first:10.1f}s {rate:7.1f} videos/min {cpu_txt}   "
+                  f"= {60 * n / total:.1f} videos/min overall (load average {os.getloadavg()[0]:.1f})", flush=True)
+
 
 if __name__ == "__main__":
     main()

@@ -26,6 +26,7 @@ from .pipeline import CaptionSettings
 
 __all__ = ["caption_ray", "import_ray"]
 
+ACTOR_CPUS = 1  # CPUs (= torch threads) per model actor; scale with more actors, not more threads
 DECODE_MEMORY = 512 * 2**20  # bytes reserved per decoding task (a worker with torch imported: ~250 MiB)
 MISSING = "the Ray engine needs Ray Data: pip install 'ray[data]' (or pip install -r requirements-ray.txt)"
 
@@ -61,8 +62,11 @@ def _picklable(e: BaseException) -> bool:
 class _CaptionActor:
     """Ray actor: loads the zoo once, then runs the model half of every video it is given."""
 
-    def __init__(self, zoo_dir: str, device: str, settings: CaptionSettings):
+    def __init__(self, zoo_dir: str, device: str, settings: CaptionSettings, threads: int = 1):
+        import torch
+
         from .pipeline import Pipeline
+        torch.set_num_threads(threads)  # = the CPUs the actor reserved; explicit, so results never depend on the node
         self.settings = settings
         self.pipe = BatchPipeline(Pipeline.from_zoo(zoo_dir, device=device, cache_size=0))
 
@@ -129,9 +133,9 @@ def caption_ray(zoo_dir: str | Path, todo: list, recorder: Recorder, settings: C
         ds = ds.map_batches(_decode_batch, batch_size=1, num_cpus=1, memory=DECODE_MEMORY,
                             fn_kwargs={"settings": settings, "image_size": image_size},
                             compute=ray.data.TaskPoolStrategy(size=decode_tasks) if decode_tasks else None)
-        ds = ds.map_batches(_CaptionActor, batch_size=1, num_cpus=1, num_gpus=gpu_share,
+        ds = ds.map_batches(_CaptionActor, batch_size=1, num_cpus=ACTOR_CPUS, num_gpus=gpu_share,
                             fn_constructor_kwargs={"zoo_dir": zoo_dir, "device": "cuda" if gpus else "cpu",
-                                                   "settings": settings},
+                                                   "settings": settings, "threads": ACTOR_CPUS},
                             compute=ray.data.ActorPoolStrategy(size=n_actors))
         try:
             for row in ds.iter_rows():

@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+import torch
 from batch_helpers import GOOD, by_video, lines, make_videos, strip
 
 from c4c.batch import (JsonlOutput, Recorder, VideoInput, caption_local, find_videos, in_shard, open_output,
@@ -87,17 +88,23 @@ def test_jsonl_output_cuts_a_torn_line_locks_and_retries_errors(tmp_path):
         JsonlOutput(out)
 
 
-def _run_local(pipe, videos, out, workers):
-    output = open_output(out)
+@pytest.fixture
+def one_thread():
+    # CPU kernels may sum in another order with another thread count (last-bit differences in the
+    # embeddings and beam scores), so runs that must agree bit for bit use the same count.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_local_engine_with_decoding_workers_gives_the_pipelines_results(pipe, videos, tmp_path, one_thread):
+    output = open_output(tmp_path / "w2.jsonl")
     todo, summary = plan(find_videos([str(videos)]), (0, 1), output)
     try:
-        return caption_local(pipe, todo, Recorder(output, summary, progress=False), SETTINGS, workers=workers)
+        s2 = caption_local(pipe, todo, Recorder(output, summary, progress=False), SETTINGS, workers=2, threads=1)
     finally:
         output.close()
-
-
-def test_local_engine_with_decoding_workers_gives_the_pipelines_results(pipe, videos, tmp_path):
-    s2 = _run_local(pipe, videos, tmp_path / "w2.jsonl", workers=2)
     assert (s2.captioned, s2.failed) == (4, 1) and not s2.complete
     r2 = lines(tmp_path / "w2.jsonl")
     assert [r["video"] for r in r2] == [v.path for v in find_videos([str(videos)])]  # input order kept
@@ -109,13 +116,13 @@ def test_local_engine_with_decoding_workers_gives_the_pipelines_results(pipe, vi
     assert {"decode", "preprocess", "backbone", "captioning", "ensemble"} <= set(r2[0]["timings"])
 
 
-def test_parquet_output_holds_the_same_results_and_resumes(pipe, videos, tmp_path):
+def test_parquet_output_holds_the_same_results_and_resumes(pipe, videos, tmp_path, one_thread):
     pq = pytest.importorskip("pyarrow.parquet", reason="Parquet output needs pyarrow (comes with ray[data])")
     out = tmp_path / "captions.parquet"
     output = open_output(out, "parquet")
     todo, summary = plan(find_videos([str(videos / "sub"), str(videos / "corrupt.mp4")]), (0, 1), output)
     try:
-        caption_local(pipe, todo, Recorder(output, summary, progress=False), SETTINGS, workers=0)
+        caption_local(pipe, todo, Recorder(output, summary, progress=False), SETTINGS, workers=0, threads=1)
     finally:
         output.close()
     rows = {r["video"]: r for r in pq.read_table(out).to_pylist()}

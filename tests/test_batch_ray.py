@@ -30,7 +30,9 @@ def _run(engine, zoo, videos, out):
     try:
         if engine == "ray":
             return caption_ray(zoo, todo, recorder, SETTINGS, device="cpu")
-        return caption_local(Pipeline.from_zoo(zoo, device="cpu", cache_size=0), todo, recorder, SETTINGS, workers=0)
+        # one torch thread, as in the Ray actor: CPU kernels may sum in another order with more
+        return caption_local(Pipeline.from_zoo(zoo, device="cpu", cache_size=0), todo, recorder, SETTINGS,
+                             workers=0, threads=1)
     finally:
         output.close()
 

@@ -156,9 +156,10 @@ def _close(fds: list[int], worker_id: int) -> None:
 
 
 def caption_local(pipe: Pipeline, todo: list[VideoInput], recorder: Recorder, settings: CaptionSettings,
-                  workers: int = 1) -> BatchSummary:
+                  workers: int = 1, threads: int | None = None) -> BatchSummary:
     """Caption `todo` in order: decoding in `workers` DataLoader processes (0 = in this process)
-    overlapping the model work here. Each video's line is durable before the next one starts."""
+    overlapping the model work here, which uses `threads` torch threads on CPU (default: the cores
+    the workers leave, at least 1). Each video's line is durable before the next one starts."""
     import torch
     from torch.utils.data import DataLoader
     settings.check(pipe.zoo.names)
@@ -167,9 +168,9 @@ def caption_local(pipe: Pipeline, todo: list[VideoInput], recorder: Recorder, se
     fds = getattr(recorder.output, "fds", lambda: [])()
     loader = DataLoader(data, batch_size=None, shuffle=False, num_workers=workers, collate_fn=_identity,
                         prefetch_factor=2 if workers else None, worker_init_fn=functools.partial(_close, fds))
-    threads = torch.get_num_threads()
+    before = torch.get_num_threads()
     if pipe.device == "cpu":  # leave the decoding workers their cores: oversubscribed OpenMP threads spin
-        torch.set_num_threads(max(1, min(threads, available_cores() - workers)))
+        torch.set_num_threads(threads or max(1, min(before, available_cores() - workers)))
     try:
         for item in loader:
             line, record = caption_one(bp, item, settings)
@@ -177,7 +178,7 @@ def caption_local(pipe: Pipeline, todo: list[VideoInput], recorder: Recorder, se
     except KeyboardInterrupt:
         recorder.summary.interrupted = True
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
     return recorder.close()
 
 

@@ -39,6 +39,8 @@ def add_parser(sub) -> None:
     b.add_argument("--workers", type=int, default=None,
                    help="decoding processes running ahead of the models (local default: 1 per spare core, "
                         "at most 4; 0 = decode in the main process); with --engine ray: decoding tasks at once")
+    b.add_argument("--threads", type=int, default=None,
+                   help="local, on CPU: torch threads for the models (default: the cores the decoding workers leave)")
     b.add_argument("--shard", default=None, metavar="i/n",
                    help="caption only shard i of n (0 <= i < n; by a hash of each video's name, so shards "
                         "stay put as the corpus grows)")
@@ -95,7 +97,8 @@ def _expand(args_videos: list[str]) -> list[str]:
 def run(args) -> int:
     if args.out:
         return run_batch(args)
-    given = {"--format": args.format, "--workers": args.workers, "--shard": args.shard, "--actors": args.actors,
+    given = {"--format": args.format, "--workers": args.workers, "--threads": args.threads, "--shard": args.shard,
+             "--actors": args.actors,
              "--ray-address": args.ray_address}
     batch_only = [f for f, v in given.items() if v is not None] + ["--retry-errors"] * args.retry_errors \
         + ["--engine"] * (args.engine != "local")
@@ -129,6 +132,8 @@ def run_batch(args) -> int:
         raise InputError("--json prints results to the terminal; with --out they go to the file already")
     if args.workers is not None and args.workers < 0:
         raise InputError(f"--workers must be 0 or more, got {args.workers}")
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads must be 1 or more, got {args.threads}")
     settings = _settings(args)
     shard = parse_shard(args.shard)
     zoo_dir = Path(args.zoo or default_zoo_dir()).resolve()  # absolute: the same string on every engine/node
@@ -152,7 +157,7 @@ def run_batch(args) -> int:
             from ..pipeline import Pipeline
             pipe = Pipeline.from_zoo(zoo_dir, device=args.device, cache_size=0)
             workers = default_workers() if args.workers is None else args.workers
-            caption_local(pipe, todo, recorder, settings, workers=workers)
+            caption_local(pipe, todo, recorder, settings, workers=workers, threads=args.threads)
         else:
             from ..batch_ray import caption_ray
             caption_ray(zoo_dir, todo, recorder, settings, device=args.device, actors=args.actors,
