@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from c4c.train.backbone import TINY, contrastive_loss, retrieval_metrics, train_backbone
+from c4c.train.backbone import TINY, contrastive_loss, epoch_order, retrieval_metrics, train_backbone
 from c4c.train.clip_model import CLIP, ClipConfig, WordTokenizer
 
 @pytest.fixture(autouse=True)
@@ -82,6 +82,18 @@ def test_retrieval_metrics():
     assert m["t2v_r1"] == 100.0 and m["v2t_r1"] == 100.0 and m["t2v_medr"] == 1.0
     shifted = retrieval_metrics(e, e.roll(1, dims=0))  # every text matches the next video
     assert shifted["t2v_r1"] == 0.0 and shifted["t2v_medr"] == 2.0 and shifted["t2v_r5"] == 100.0
+
+
+def test_epoch_order_groups_hard_negatives():
+    keys = list("rrrrrrgggggbbbbbbbyyy") * 3  # 18 r, 15 g, 21 b, 9 y: not multiples of the group
+    order = epoch_order(np.random.default_rng(0), keys, group=4)
+    assert sorted(order.tolist()) == list(range(len(keys)))  # every video once per epoch
+    runs = [[keys[i] for i in order[j:j + 4]] for j in range(0, len(order), 4)]
+    n_full = 18 // 4 + 15 // 4 + 21 // 4 + 9 // 4
+    assert all(len(set(r)) == 1 for r in runs[:n_full])  # aligned runs of one colour; leftovers last
+    assert len({r[0] for r in runs[:6]}) > 1  # and runs of different colours follow each other
+    plain = epoch_order(np.random.default_rng(0), keys, group=0)
+    assert sorted(plain.tolist()) == list(range(len(keys)))
 
 
 def test_contrastive_loss_learns_a_batch():

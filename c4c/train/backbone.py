@@ -28,7 +28,7 @@ from ..preprocess import normalize
 from .backbone_data import FrameSet, load_or_build
 from .clip_model import CLIP, ClipConfig, WordTokenizer
 
-__all__ = ["BackboneTrainConfig", "TINY", "train_backbone", "contrastive_loss", "embed_videos", "retrieval_metrics",
+__all__ = ["BackboneTrainConfig", "TINY", "train_backbone", "epoch_order", "contrastive_loss", "embed_videos", "retrieval_metrics",
            "add_cli"]
 
 FULL_FORMAT = "c4c-clip-full"
@@ -45,13 +45,16 @@ class BackboneTrainConfig:
     lr: float = 2e-3              # peak AdamW learning rate (tiny models from scratch like it high)
     weight_decay: float = 0.1     # on matrices only, not on gains, biases, embeddings, temperature
     warmup: float = 0.05          # fraction of all steps spent warming up linearly
+    group_size: int = 16          # videos per batch that share their first shape's colour (0 = random
+                                  # batches); colour alone would otherwise solve the batch, and shape,
+                                  # size, position and event would never be learned (measured)
     p_jpeg: float = 0.5           # fraction of frames JPEG round-tripped (mimics H.264 at inference)
     seed: int = 0
     model: ClipConfig = field(default_factory=ClipConfig)
 
 
 # The CI configuration: seconds, not minutes, and still a real training run.
-TINY = BackboneTrainConfig(videos=60, val_videos=10, epochs=2, batch_videos=20, frames_per_video=2, lr=2e-3,
+TINY = BackboneTrainConfig(videos=60, val_videos=10, epochs=2, batch_videos=20, frames_per_video=2, lr=2e-3, group_size=5,
                            model=ClipConfig(image_size=32, patch=8, width=64, layers=1, embed_dim=64,
                                             text_width=64, text_layers=1))
 
@@ -74,6 +77,21 @@ def _mean_pool(frame_emb: torch.Tensor, video_of: torch.Tensor, n_videos: int) -
     frame_emb = F.normalize(frame_emb, dim=-1)
     sums = torch.zeros(n_videos, frame_emb.shape[1], dtype=frame_emb.dtype).index_add_(0, video_of, frame_emb)
     return F.normalize(sums, dim=-1)
+
+
+def epoch_order(rng: np.random.Generator, keys: list[str], group: int) -> np.ndarray:
+    """A permutation of range(len(keys)) in which consecutive runs of `group` videos share a key
+    (hard negatives inside each batch); runs are shuffled, so a batch mixes several keys. Each
+    key's leftover (< group) goes to the end, so runs stay aligned with batches of k * group."""
+    if group <= 1:
+        return rng.permutation(len(keys))
+    by_key: dict[str, list[int]] = {}
+    for i in rng.permutation(len(keys)):
+        by_key.setdefault(keys[i], []).append(int(i))
+    runs = [idx[j:j + group] for k in sorted(by_key) for idx in (by_key[k],) for j in range(0, len(idx), group)]
+    full = [r for r in runs if len(r) == group]
+    rest = [i for r in runs if len(r) < group for i in r]
+    return np.asarray([i for r in rng.permutation(len(full)) for i in full[r]] + rest, dtype=np.int64)
 
 
 def contrastive_loss(model: CLIP, pixels: torch.Tensor, video_of: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
@@ -136,9 +154,11 @@ def train_backbone(out_dir: str | Path, cfg: BackboneTrainConfig = BackboneTrain
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm))))
     counts = np.diff(train.offsets)
+    from ..synth import make_scene
+    keys = [make_scene(v).tracks[0].colour for v in train.ids]  # the grouping key: first shape's colour
     history = []
     for epoch in range(cfg.epochs):
-        order = rng.permutation(len(train.ids))
+        order = epoch_order(rng, keys, cfg.group_size)
         bar = tqdm(range(steps_per_epoch), desc=f"backbone epoch {epoch + 1}/{cfg.epochs}", unit="step",
                    disable=not progress, mininterval=1.0)
         losses = []
@@ -213,6 +233,7 @@ def add_cli(subparsers) -> None:
     p.add_argument("--batch", type=int, help=f"videos per batch (default {d.batch_videos})")
     p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr})")
     p.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
+    p.add_argument("--group", type=int, help=f"videos per batch sharing a colour (default {d.group_size}; 0 = random)")
     p.add_argument("--frames", type=int, help=f"random frames per video per step (default {d.frames_per_video})")
     for name in ("image_size", "patch", "width", "layers", "embed_dim", "text_width", "text_layers"):
         p.add_argument("--" + name.replace("_", "-"), type=int, dest=name,
@@ -228,7 +249,8 @@ def _run(args) -> int:
     torch.set_num_threads(args.threads)
     cfg = TINY if args.tiny else BackboneTrainConfig()
     over = {"videos": args.videos, "val_videos": args.val_videos, "epochs": args.epochs, "batch_videos": args.batch,
-            "lr": args.lr, "seed": args.seed, "frames_per_video": args.frames}
+            "lr": args.lr, "seed": args.seed, "frames_per_video": args.frames,
+            "group_size": args.group}
     model = {k: getattr(args, k) for k in ("image_size", "patch", "width", "layers", "embed_dim", "text_width",
                                             "text_layers") if getattr(args, k) is not None}
     try:
