@@ -89,7 +89,11 @@ class Pipeline:
         t = time.perf_counter()
         digest = file_sha256(video) if Path(video).is_file() else ""
         timings["hash"] = time.perf_counter() - t
-        key = (digest, settings.max_frames, settings.fps_mode, settings.max_duration_s)
+        # What decides the features: the file's bytes, the backbone's weights, the sampling settings,
+        # and the decode/crop settings this method uses (their defaults).
+        from .frames import DEFAULT_MAX_SHORT_SIDE
+        key = (digest, self.zoo.backbone.fingerprint, settings.max_frames, settings.fps_mode,
+               settings.max_duration_s, DEFAULT_MAX_SHORT_SIDE, "c4c-crop")
         if self.cache is not None and digest and (hit := self.cache.get(key)) is not None:
             timings.update(decode=0.0, preprocess=0.0, backbone=0.0)
             return hit
@@ -112,25 +116,22 @@ class Pipeline:
         """Every participating decoder's hypothesis for (n, E) features, then the ensemble vote.
         Returns (names, hypotheses, EnsembleOutcome)."""
         from .captioner import prepare_video
-        from .decoding import beam_search, greedy
+        from .decoding import beam_search_many
         from .ensemble import score_ensemble
         timings = {} if timings is None else timings
         names = list(settings.decoders or self.zoo.names)
         feats_t = torch.as_tensor(np.asarray(feats, dtype=np.float32))
         if feats_t.ndim != 2 or feats_t.shape[0] == 0:
             raise InputError(f"features must be a non-empty (n, d) array, got shape {tuple(feats_t.shape)}")
-        hyps = []
         t = time.perf_counter()
-        for k, name in enumerate(names):
-            if progress:
-                progress(0.5 + 0.4 * k / len(names), f"decoder {name}")
-            model = self.zoo.decoders[name]
-            video, mask = prepare_video(feats_t, model.cfg)
-            video, mask = video.to(self.device), mask.to(self.device)
-            if settings.beam == 1:
-                hyps.append(greedy(model, video, mask, max_words=settings.max_words)[0])
-            else:
-                hyps.append(beam_search(model, video, mask, beam=settings.beam, max_words=settings.max_words)[0])
+        if progress:
+            progress(0.5, f"decoders {', '.join(names)}")
+        # All decoders at once: their steps interleave over single-threaded workers (decoding.py).
+        models = [self.zoo.decoders[name] for name in names]
+        inputs = [prepare_video(feats_t, m.cfg) for m in models]
+        hyps = [h[0] for h in beam_search_many(models, [v.to(self.device) for v, _ in inputs],
+                                               [m.to(self.device) for _, m in inputs], beam=settings.beam,
+                                               max_words=settings.max_words)]
         timings["captioning"] = time.perf_counter() - t
         if progress:
             progress(0.9, "ensemble vote")
