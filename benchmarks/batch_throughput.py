@@ -5,7 +5,7 @@
 
 Writes `--videos` synthetic clips (moving blocks, `--size`, 25 fps, H.264) to a temporary folder and
 captions them with default settings (beam 5, up to 20 frames) through each engine / worker count;
-without --zoo, a random-weight zoo at the default small size (`c4c.random_zoo`). The first video of
+without --zoo, a random-weight zoo at the default small size (`c4c.random_zoo`), or at real size. The first video of
 run pays for loading the models; METEOR's JVM is started before the local runs (its start-up is
 printed once; a Ray actor starts its own). Each row gives the total, the time to the first line, the
 steady rate after it, and (local runs) CPU seconds per video over all processes of the run: on an
@@ -96,6 +96,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--size", default="320x240")
     ap.add_argument("--workers", type=int, nargs="*", default=[0, 1, 2], help="local runs to make (decoding workers); none: only Ray")
+    ap.add_argument("--real-size", action="store_true",
+                    help="random zoo at real size instead: ViT-B/32, 5 decoders 768 wide (TE 1 + TD 3), 30,522 words")
     ap.add_argument("--threads", type=int, default=None, help="torch threads of local runs (default: auto)")
     ap.add_argument("--ray", action="store_true", help="also run the Ray engine (local Ray on this machine)")
     ap.add_argument("--clips", default=None, help="keep the clips in this folder (reused when it exists)")
@@ -105,8 +107,10 @@ def main() -> None:
         if a.zoo:
             zoo = Path(a.zoo)
         else:
-            from c4c.random_zoo import make_random_zoo
-            zoo = make_random_zoo(tmp / "zoo")
+            from c4c.random_zoo import VIT_B32, RandomZooSpec, make_random_zoo
+            spec = (RandomZooSpec(vision=VIT_B32, hidden=768, heads=12, intermediate=3072, vocab_size=30522)
+                    if a.real_size else RandomZooSpec())
+            zoo = make_random_zoo(tmp / "zoo", spec)
         w, h = (int(x) for x in a.size.split("x"))
         clips = Path(a.clips) if a.clips else tmp / "videos"
         if not clips.is_dir():

@@ -57,8 +57,8 @@ class BatchSummary:
         left = self.selected - self.already_done - self.already_failed - self.captioned - self.failed
         if left > 0:
             lines.append(f"  {left} videos left: rerun the same command to continue")
-        for video, msg in self.failures[:max_failures]:
-            lines.append(f"  failed: {video}: {msg}")
+        for video, msg in self.failures[:max_failures]:  # c4c's messages usually start with the path
+            lines.append(f"  failed: {msg}" if msg.startswith(video) else f"  failed: {video}: {msg}")
         if len(self.failures) > max_failures:
             lines.append(f"  ... and {len(self.failures) - max_failures} more failures (see the error lines in {self.out})")
         return "\n".join(lines)
