@@ -217,6 +217,9 @@ def build_zoo(out: str | Path, work: str | Path, recipe: ZooRecipe = FULL, size:
                    load_features(p.features), ann, split="test", beam=recipe.beam, progress=progress,
                    log=log)
         p.evaluation.write_text(json.dumps(ev.to_json(), indent=1) + "\n")
+        # Every row's caption per test video, for looking at what the ensemble chose (not shipped).
+        (p.work / "evaluation_captions.json").write_text(json.dumps(
+            {"videos": ann.ids("test"), "captions": ev.captions}, indent=0) + "\n")
         log(ev.table())
     evaluation = json.loads(p.evaluation.read_text())
 

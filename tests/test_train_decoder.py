@@ -225,3 +225,22 @@ def test_train_decoder_cli_on_msrvtt_layout(msrvtt, tmp_path, capsys):
     assert prov["hyper"]["seed"] == 3 and prov["init_loaded"] > 0
     assert prov["data"]["train_videos"] == len(load_annotations(msrvtt / "MSRVTT_data.json").ids("train"))
     assert meta["mask"] == "frames" and meta["max_frames"] == 20
+
+
+def test_trimmed_batches_give_the_same_loss(msrvtt):
+    from c4c.train.caption_data import batch_logits
+    from c4c.train.decoder import load_train_data
+    data = load_train_data(msrvtt / "feats.pickle", msrvtt / "MSRVTT_data.json", msrvtt / "vocab.txt")
+    model, _ = build_model(DecoderTrainConfig(hidden=32, ffn=64), data.video_dim, len(data.tokenizer))
+    model.eval()  # no dropout: the two passes must see the same function
+    train = data.split("train", model.cfg)
+    # batches of one video (3 captions); take one whose video has fewer than 20 frames
+    full, cut = next((f, c) for f, c in zip(train.batches(3, trim=False, per_video=3),
+                                            train.batches(3, trim=True, per_video=3)) if c.video.shape[1] < 20)
+    assert full.video.shape[1] == 20 and cut.video.shape[1] == int(full.video_mask.sum(1).max())
+    assert cut.input_ids.shape[1] == int(full.decoder_mask.sum(1).max()) < full.input_ids.shape[1] == 48
+    assert torch.equal(full.target_ids[:, : cut.target_ids.shape[1]], cut.target_ids)
+    with torch.no_grad():
+        a = caption_loss(batch_logits(model, full), full, "ignore")
+        b = caption_loss(batch_logits(model, cut), cut, "ignore")
+    assert torch.allclose(a, b, atol=1e-5)

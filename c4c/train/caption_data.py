@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from ..errors import InputError
 
 __all__ = ["Annotations", "load_annotations", "encode_caption", "pad_video", "CaptionBatch", "CaptionSet",
-           "caption_loss", "batch_logits", "PAD_LOSS_MODES"]
+           "caption_loss", "batch_logits", "trim_frame_slots", "PAD_LOSS_MODES"]
 
 SPLITS = ("train", "val", "test")
 _SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validate": "val", "validation": "val", "test": "test"}
@@ -146,6 +146,7 @@ class CaptionSet:
         self.first = torch.cumsum(counts, 0) - counts       # first pair row of each video
         self.counts = counts
         self.max_words = cfg.max_words
+        self.trim_frames = cfg.mask == "frames"  # padded slots are masked out, so they can be cut
 
     def __len__(self) -> int:
         return len(self.owner)
@@ -176,12 +177,23 @@ class CaptionSet:
             dm = self.decoder_mask[idx]
             L = int(dm.sum(1).max()) if trim else self.max_words
             uniq, row_video = torch.unique(self.owner[idx], return_inverse=True)
-            yield CaptionBatch(self.video[uniq], self.video_mask[uniq], row_video, self.input_ids[idx, :L],
+            video, vmask = self.video[uniq], self.video_mask[uniq]
+            if trim and self.trim_frames:
+                video, vmask = trim_frame_slots(video, vmask)
+            yield CaptionBatch(video, vmask, row_video, self.input_ids[idx, :L],
                                dm[:, :L], self.target_ids[idx, :L])
 
     def n_rows(self, per_video: int | None = None) -> int:
         """Caption rows in one epoch."""
         return len(self) if per_video is None else int(self.counts.clamp(max=per_video).sum())
+
+
+def trim_frame_slots(video: torch.Tensor, video_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cut (B, T, D) / (B, T) to the longest real frame count of the batch. Only for the "frames"
+    mask: padded slots there get -10000 on every key (exp underflows to exactly 0), so outputs
+    at real positions do not change, while the encoder and cross-attention work shrinks by T."""
+    n = int(video_mask.sum(1).max().clamp_min(1))
+    return video[:, :n], video_mask[:, :n]
 
 
 def batch_logits(model, batch: CaptionBatch) -> torch.Tensor:

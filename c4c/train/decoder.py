@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import InputError
-from .caption_data import PAD_LOSS_MODES, Annotations, CaptionSet, batch_logits, caption_loss
+from .caption_data import PAD_LOSS_MODES, Annotations, CaptionSet, batch_logits, caption_loss, trim_frame_slots
 
 __all__ = ["DecoderTrainConfig", "TrainOutcome", "TrainData", "load_train_data", "build_model", "decode_texts",
            "describe_init", "read_metadata", "train_decoder"]
@@ -202,6 +202,8 @@ def decode_texts(model, video: torch.Tensor, video_mask: torch.Tensor, tokenizer
     starts = range(0, video.shape[0], batch_size)
     for s in tqdm(starts, desc="decoding", leave=False, disable=not progress):
         v, m = video[s: s + batch_size], video_mask[s: s + batch_size]
+        if model.cfg.mask == "frames":  # padded slots are masked: cutting them changes nothing but time
+            v, m = trim_frame_slots(v, m)
         hyps = greedy(model, v, m, max_words=max_words) if beam == 1 else \
             beam_search(model, v, m, beam=beam, max_words=max_words)
         texts.extend(tokenizer.decode(h.ids) for h in hyps)
