@@ -1,3 +1,5 @@
 from .cli import main
 
-raise SystemExit(main())
+# The guard matters: DataLoader workers started with spawn/forkserver re-import __main__.
+if __name__ == "__main__":
+    raise SystemExit(main())
