@@ -16,7 +16,8 @@ Speed (eval-mode models on CPU): the step runs on prepacked weights (`kernels.Fa
 once per model and rebuilt if its weights change), the top-k is two-stage (per row, then over the
 beam x beam survivors: the same result as one top-k over beam x V), and `beam_search_many` decodes
 several decoders at once, interleaving their steps over worker threads that use one intra-op
-thread each, so that a busy host slows decoding down in proportion instead of stalling it.
+thread each, so that a busy host slows decoding down in proportion instead of stalling it
+(`beam_search` and `greedy` run likewise, on one such worker).
 """
 
 from __future__ import annotations
@@ -243,15 +244,20 @@ def _job(kind: str, model: CaptionModel, video, video_mask, beam: int, max_words
 def _run(kind: str, model: CaptionModel, video, video_mask, beam: int, max_words, suppress_eos: bool,
          bos_id: int, eos_id: int, argmax: bool, precision: str = "fp32") -> list[Hypothesis]:
     max_words = _check(model, video, video_mask, beam, max_words)
+    job = _job(kind, model, video, video_mask, beam, max_words, suppress_eos, bos_id, eos_id, argmax, precision)
+    if kind == "fast" and video.device.type == "cpu":
+        return _interleave([job], 1)[0]  # one single-threaded worker: see _interleave
     with torch.inference_mode():
-        return _drain(_job(kind, model, video, video_mask, beam, max_words, suppress_eos, bos_id, eos_id, argmax,
-                           precision))
+        return _drain(job)
 
 
 def _interleave(gens: list, workers: int) -> list:
     """Drive step generators to completion on `workers` threads, one step at a time from a shared
     queue, so that the decoders' steps balance over the threads (5 decoders on 2 threads finish
-    together instead of 3 + 2). Each worker runs with one intra-op thread and inference mode on."""
+    together instead of 3 + 2). Each worker runs with one intra-op thread and inference mode on:
+    a decoding step is ~20 small ops whose intra-op threads meet at a barrier after each, and on a
+    shared host one descheduled thread stalls them all (5 real-size decoders measured 7 s with two
+    1-thread workers and 55 s in one 2-thread loop, same run, load average 8 on 2 cores)."""
     results: list = [None] * len(gens)
     todo = queue.SimpleQueue()
     for i in range(len(gens)):
@@ -323,10 +329,10 @@ def beam_search_many(models: list[CaptionModel], videos: list, video_masks: list
     kind = "fast" if all(v.device.type == "cpu" for v in videos) else "eager"
     gens = [_job(kind, m, v, vm, beam, w, suppress_eos, bos_id, eos_id, argmax, precision)
             for m, v, vm, w in zip(models, videos, video_masks, words)]
-    workers = default_workers(len(gens)) if workers is None else max(1, min(int(workers), len(gens)))
-    if workers == 1 or kind != "fast":
+    if kind != "fast":
         with torch.inference_mode():
             return [_drain(g) for g in gens]
+    workers = default_workers(len(gens)) if workers is None else max(1, min(int(workers), len(gens)))
     return _interleave(gens, workers)
 
 

@@ -49,7 +49,7 @@ def parallel_map(fn: Callable, items: Sequence, workers: int | None = None) -> l
     """[fn(x) for x in items] on `workers` threads (default `default_workers`), each with one
     intra-op thread and inference mode on (both are per-thread settings). Exceptions propagate."""
     workers = default_workers(len(items)) if workers is None else max(1, min(workers, len(items)))
-    if workers <= 1:
+    if workers <= 1 and torch.get_num_threads() == 1:  # the caller is single-threaded already
         with torch.inference_mode():
             return [fn(x) for x in items]
     results: list = [None] * len(items)
