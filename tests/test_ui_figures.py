@@ -59,6 +59,18 @@ def test_banner_escapes_and_names_winner_and_metric():
     assert view.why_markdown(r).endswith(r.explain())
 
 
+def test_why_line_adds_a_readable_tie_break_only_on_ties():
+    import dataclasses
+    r = result()
+    assert "tie" not in view.why_markdown(r)
+    tied = [dataclasses.replace(c, loo={**c.loo, "cider": 1.0}) for c in r.captions]
+    r = dataclasses.replace(r, captions=tied, winner=0,
+                            tie_break="models 0, 1, 2 tie on cider; the sum of bleu4+meteor+rouge decides: model 0")
+    text = view.why_markdown(r)
+    assert text.endswith("Scores tie at the top, so: models d1, d2, d3 tie on CIDEr-D; the sum of "
+                         "BLEU-4+METEOR+ROUGE-L decides: model d1.")
+
+
 def test_timings_line_lists_stages_in_order():
     text = view.timings_markdown(result())
     assert text.index("decode") < text.index("backbone") < text.index("ensemble")

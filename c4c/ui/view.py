@@ -6,13 +6,14 @@ cannot show anything the result JSON does not hold."""
 from __future__ import annotations
 
 import html
+import re
 
 import numpy as np
 from PIL import Image
 
 from ..result import METRIC_NAMES, CaptionResult
 
-__all__ = ["metric_order", "table_rows", "table_headers", "styled_table", "winner_html", "why_markdown",
+__all__ = ["metric_order", "table_rows", "table_headers", "styled_table", "winner_html", "why_markdown", "readable_tie_break",
            "timings_markdown", "zoo_markdown", "thumbnails", "WINNER_MARK", "WINNER_STYLE", "COLUMN_WIDTHS"]
 
 WINNER_MARK = "\u2605"  # star before the winner's name: the highlight survives copy-paste and colour blindness
@@ -61,7 +62,19 @@ def winner_html(r: CaptionResult) -> str:
 
 
 def why_markdown(r: CaptionResult) -> str:
-    return f"**Why this caption won:** {r.explain()}"
+    """CaptionResult.explain(), plus the tie-break when the selecting scores tie at the top."""
+    text = f"**Why this caption won:** {r.explain()}"
+    top = sorted((c.loo[r.metric] for c in r.captions), reverse=True)
+    if len(top) > 1 and top[0] - top[1] < 1e-9:
+        text += f" Scores tie at the top, so: {readable_tie_break(r)}."
+    return text
+
+
+def readable_tie_break(r: CaptionResult) -> str:
+    """The ensemble's tie-break text with model indices as names and metric keys as display names."""
+    names = [c.name for c in r.captions]
+    text = re.sub(r"\b(\d+)\b", lambda m: names[int(m[1])] if int(m[1]) < len(names) else m[1], r.tie_break)
+    return re.sub(r"\b(" + "|".join(METRIC_NAMES) + r")\b", lambda m: METRIC_NAMES[m[1]], text)
 
 
 def timings_markdown(r: CaptionResult) -> str:
