@@ -343,7 +343,7 @@ CORPUS: list[Entry] = [
           checks={"shape": (128, 96)}),
     Entry("gray", "gray.mp4", "ok", "", "HEVC monochrome (pix_fmt gray)"),
     Entry("ten_bit", "ten_bit.mp4", "ok", "", "H.264 High 10 (yuv420p10le)", app=True),
-    Entry("huge_8k", "huge_8k.mp4", "ok", "", "7680x4320, 2 frames", checks={"shape": (720, 1280)}),
+    Entry("huge_8k", "huge_8k.mp4", "ok", "", "7680x4320, 2 frames", app=True, checks={"shape": (720, 1280)}),
     Entry("long_1h", "long_1h.mp4", "ok", "", "one hour, 32x32 at 1 fps (3,600 frames)",
           checks={"n": 20, "duration_s": 3600}),
     Entry("webm_vp9", "vp9.webm", "ok", "", "WebM / VP9", app=True),
