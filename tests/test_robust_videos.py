@@ -2,8 +2,6 @@
 `Pipeline.caption`), the CLI (`python -m c4c caption`), and the running app (a representative subset,
 through gradio_client). Each file is either captioned or refused with one clear line; nothing
 crashes, hangs, prints native noise, leaves temporary files, or reads a file outside the upload.
-
-`python -m pytest tests/test_robust_videos.py -s -k table` prints the outcome of every entry.
 """
 
 from __future__ import annotations
