@@ -286,22 +286,23 @@ def _ffmpeg_exe() -> str | None:
         return None
 
 
-_STREAM_RE = re.compile(r"^\s*Stream #\d+:\d+.*?: Video: .*?, (\d+)x(\d+)\b", re.M)
+_STREAM_RE = re.compile(r"^\s*Stream #\d+:\d+.*?: Video: .*?, (\d+)x(\d+)\b.*$", re.M)
 
 
 def _parse_size(text: str) -> tuple[int, int] | None:
-    """(width, height) as displayed, from `ffmpeg -i` output: the first video stream's size, swapped
-    when its display matrix turns it by 90 degrees (decord applies that rotation)."""
-    m = _STREAM_RE.search(text)
-    if not m:
-        return None
-    w, h = int(m[1]), int(m[2])
-    block = text[m.end():]
-    nxt = re.search(r"^\s*Stream #", block, re.M)
-    rot = re.search(r"rotation of (-?[\d.]+) degrees", block[:nxt.start()] if nxt else block)
-    if rot and round(float(rot[1])) % 180 == 90:
-        w, h = h, w
-    return (w, h) if w > 0 and h > 0 else None
+    """(width, height) as displayed, from `ffmpeg -i` output: the first video stream's size (cover
+    art skipped), swapped when its display matrix turns it by 90 degrees (decord applies that rotation)."""
+    for m in _STREAM_RE.finditer(text):
+        if "(attached pic)" in m[0]:
+            continue
+        w, h = int(m[1]), int(m[2])
+        block = text[m.end():]
+        nxt = re.search(r"^\s*Stream #", block, re.M)
+        rot = re.search(r"rotation of (-?[\d.]+) degrees", block[:nxt.start()] if nxt else block)
+        if rot and round(float(rot[1])) % 180 == 90:
+            w, h = h, w
+        return (w, h) if w > 0 and h > 0 else None
+    return None
 
 
 def _probe_size(path: Path) -> tuple[int, int] | None:

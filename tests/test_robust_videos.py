@@ -134,6 +134,23 @@ def test_long_and_huge_videos_have_bounded_cost(corpus):
     assert costs["huge_8k"][1] < 400
 
 
+def test_stream_header_parsing():
+    """The frame size read off `ffmpeg -i` (it decides the decode-time downscale, before any decoding)."""
+    from c4c.frames import _parse_size
+    head = "Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'x.mp4':\n  Duration: 00:00:02.00\n"
+    video = ("  Stream #0:{k}[0x1](und): Video: h264 (High) (avc1 / 0x31637661), yuv420p(tv, bt709, progressive), "
+             "{w}x{h} [SAR 1:1 DAR 16:9], 62 kb/s, 30 fps, 30 tbr, 15360 tbn (default){extra}\n")
+    assert _parse_size(head + video.format(k=0, w=3840, h=2160, extra="")) == (3840, 2160)
+    turned = video.format(k=0, w=3840, h=2160, extra="") + "    Side data:\n      Display Matrix: rotation of -90.00 degrees\n"
+    assert _parse_size(head + turned) == (2160, 3840)  # decord returns the frames turned upright
+    cover = video.format(k=0, w=600, h=600, extra=" (attached pic)")
+    assert _parse_size(head + cover + video.format(k=1, w=1920, h=1080, extra="")) == (1920, 1080)
+    upside = video.format(k=0, w=640, h=360, extra="") + "      displaymatrix: rotation of 180.00 degrees\n"
+    assert _parse_size(head + upside) == (640, 360)
+    assert _parse_size(head + "  Stream #0:0: Audio: aac (LC), 44100 Hz, stereo\n") is None
+    assert _parse_size("") is None
+
+
 @pytest.fixture
 def world_readable_dir():
     d = Path(tempfile.mkdtemp(prefix="c4c-perm-"))
