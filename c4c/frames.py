@@ -56,6 +56,10 @@ _STDERR_LOCK = threading.Lock()
 _HEAD_BYTES = 2048
 _PROBE_TIMEOUT_S = 30.0
 _REMUX_TIMEOUT_S = 300.0
+# Larger frames are refused: even decoded straight to 720p, the decoder holds a few full-size frames per
+# thread (a 16K frame is 200 MB in YUV). 8192x8192 admits 8K UHD and DCI 8K with room to spare.
+_MAX_PIXELS = 8192 * 8192
+_DECODER_THREADS = max(1, min(4, os.cpu_count() or 1))  # bounds the full-size frames in flight
 # decord 0.6 returns mis-shaped frames for a few narrow output widths (8, 12, 16, 24, 48, 72 px, ...):
 # such videos are decoded at this width instead (CLIP resizes to 224 px anyway).
 _SAFE_WIDTH = 96
@@ -268,7 +272,8 @@ def _reader(path: Path, width: int = -1, height: int = -1, shown_as: Path | None
         decord.logging.set_level(decord.logging.ERROR)
         try:
             # An absolute path: FFmpeg never reads a name like "concat:a|b" or "http:..." as a protocol.
-            vr = decord.VideoReader(os.path.abspath(path), ctx=decord.cpu(0), width=width, height=height)
+            vr = decord.VideoReader(os.path.abspath(path), ctx=decord.cpu(0), width=width, height=height,
+                                    num_threads=_DECODER_THREADS)
         except (decord.DECORDError, RuntimeError, AssertionError) as e:
             err = e
         finally:
@@ -437,6 +442,9 @@ def _decode(src: Path, path: Path, vr, indices: list[int], max_short_side: int |
         size = (int(first.shape[1]), int(first.shape[0]))
         del first
     src_w, src_h = size
+    if src_w * src_h > _MAX_PIXELS:
+        raise VideoError(f"{path}: frames of {src_w}x{src_h} ({src_w * src_h / 1e6:.0f} megapixels) are over the "
+                         f"limit of {_MAX_PIXELS / 1e6:.0f}; downscale it (e.g. ffmpeg -i IN -vf scale=-2:720 OUT.mp4)")
     target = (-1, -1)
     if max_short_side is not None and min(src_h, src_w) > max_short_side:
         scale = max_short_side / min(src_h, src_w)

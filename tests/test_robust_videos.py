@@ -134,6 +134,18 @@ def test_long_and_huge_videos_have_bounded_cost(corpus):
     assert costs["huge_8k"][1] < 400
 
 
+def test_frames_over_the_pixel_limit_are_refused_before_decoding(corpus, monkeypatch):
+    """A tiny file can declare 16K frames (a flat 16K frame compresses to a few hundred KB); the header
+    size is checked before anything is decoded. (Writing a real one costs ~1 GB: simulated here.)"""
+    import c4c.frames
+    decoded = []
+    monkeypatch.setattr(c4c.frames, "_probe_size", lambda path: (15360, 8640))
+    monkeypatch.setattr(c4c.frames, "_batch", lambda *a: decoded.append(a) or (None, RuntimeError("decoded")))
+    with pytest.raises(VideoError, match=r"frames of 15360x8640 \(133 megapixels\) are over the limit of 67"):
+        sample_frames(corpus["mkv_h264"])
+    assert decoded == []
+
+
 def test_stream_header_parsing():
     """The frame size read off `ffmpeg -i` (it decides the decode-time downscale, before any decoding)."""
     from c4c.frames import _parse_size
