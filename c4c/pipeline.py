@@ -8,6 +8,7 @@ read afterwards, so one Pipeline serves concurrent requests; each call keeps its
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -87,7 +88,7 @@ class Pipeline:
         from .preprocess import preprocess
         timings = {} if timings is None else timings
         t = time.perf_counter()
-        digest = file_sha256(video) if Path(video).is_file() else ""
+        digest = file_sha256(video) if Path(video).is_file() and os.access(video, os.R_OK) else ""
         timings["hash"] = time.perf_counter() - t
         # What decides the features: the file's bytes, the backbone's weights, the sampling settings,
         # and the decode/crop settings this method uses (their defaults).

@@ -171,23 +171,34 @@ def world_readable_dir():
     shutil.rmtree(d, ignore_errors=True)
 
 
-def test_unreadable_file_as_another_user(world_readable_dir):
-    """chmod 000 only stops a process without CAP_DAC_OVERRIDE: as root, the check runs as `nobody`."""
+def test_unreadable_file_as_another_user(world_readable_dir, zoo):
+    """chmod 000 only stops a process without CAP_DAC_OVERRIDE: as root, the check runs as `nobody`,
+    through the library and the CLI's entry point (which hashes the file for the feature cache first)."""
     p = build_corpus(world_readable_dir, ["unreadable"])["unreadable"]
-    code = ("import sys\nfrom c4c.frames import sample_frames\nfrom c4c.errors import VideoError\n"
-            "try:\n    sample_frames(sys.argv[1])\nexcept VideoError as e:\n    print('VideoError:', e)\n")
-    cmd = [sys.executable, "-c", code, str(p)]
+    shutil.copytree(zoo, world_readable_dir / "zoo")
+    (world_readable_dir / "zoo").chmod(0o755)
+    for f in (world_readable_dir / "zoo").iterdir():
+        f.chmod(0o644)  # safetensors writes 0600
+    code = ("import sys, warnings\nwarnings.simplefilter('ignore')\n"
+            "from c4c.frames import sample_frames\nfrom c4c.errors import VideoError\nfrom c4c.cli import main\n"
+            "try:\n    sample_frames(sys.argv[1])\nexcept VideoError as e:\n    print('VideoError:', e)\n"
+            "print('exit', main(['caption', sys.argv[1], '--zoo', sys.argv[2]]))\n")
+    cmd = [sys.executable, "-c", code, str(p), str(world_readable_dir / "zoo")]
     if os.geteuid() == 0:
         setpriv = shutil.which("setpriv")
         if setpriv is None:
             pytest.skip("running as root without setpriv: permissions cannot be tested here "
                         "(tests/test_frames.py covers the error path with a patched open())")
         cmd = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
-    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120,
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PYTHONPATH": str(REPO), "HOME": str(world_readable_dir)})
     if "Permission denied" in out.stderr and "VideoError" not in out.stdout:
         pytest.skip(f"user nobody cannot run this interpreter: {out.stderr.strip()[-200:]}")
-    assert out.stdout.startswith("VideoError:") and "permission denied" in out.stdout, (out.stdout, out.stderr)
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("VideoError:") and "permission denied" in lines[0], (out.stdout, out.stderr)
+    assert lines[-1] == "exit 2" and "Traceback" not in out.stderr, out.stderr
+    errors = out.stderr.strip().splitlines()
+    assert len(errors) == 1 and errors[0] == f"error: {p}: permission denied; make the file readable", out.stderr
 
 
 # ---- CLI ----------------------------------------------------------------------------------------
