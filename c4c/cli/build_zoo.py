@@ -25,7 +25,7 @@ def add_parser(sub) -> None:
     p.add_argument("--force", action="store_true", help="redo every stage")
     p.add_argument("--redo", action="append", default=[], choices=STAGES, metavar="STAGE",
                    help=f"redo this stage and the later ones ({', '.join(STAGES)}); repeatable")
-    p.add_argument("--workers", type=int, help="decoders trained in parallel (default: 2 full, 1 tiny)")
+    p.add_argument("--workers", type=int, help="decoders trained in parallel (default: 5 full, 2 tiny)")
     p.add_argument("--threads", type=int, default=2, help="torch threads for the single-process stages")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
