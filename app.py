@@ -108,7 +108,7 @@ def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] |
                 table = gr.Dataframe(label="Every decoder's caption and its leave-one-out (LOO) scores; the selecting "
                                      "metric first, the winner starred", interactive=False, wrap=True,
                                      column_widths=view.COLUMN_WIDTHS, elem_id="c4c-table")
-                gallery = gr.Gallery(label="Sampled frames (what the decoders see)", columns=6, height=230,
+                gallery = gr.Gallery(label="Sampled frames (what the decoders see)", columns=8, height=200,
                                      object_fit="contain", elem_id="c4c-frames")
         with gr.Row():
             loo_plot = gr.Plot(show_label=False, elem_id="c4c-loo")

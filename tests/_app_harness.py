@@ -75,7 +75,7 @@ def running_app(tmp_path_factory) -> RunningApp:
     config = AppConfig(max_upload_mb=MAX_UPLOAD_MB, max_duration_s=MAX_DURATION_S, concurrency=2)
     examples = [videos["bars"], videos["pattern"]]
     if TEST_ZOO and app.example_videos():
-        examples = app.example_videos()[:3] + examples
+        examples = app.example_videos()  # the page as `python app.py` shows it
     demo = app.build_demo(pipeline, config, examples=examples)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
