@@ -11,6 +11,7 @@ import json
 import pickle
 import re
 import struct
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,12 +41,13 @@ def _kind(path: Path) -> str:
         if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
             return "torchscript"
         return "torch"
-    if head[:1] == b"\x80":  # pickle protocol marker: legacy (pre-1.6) torch.save
-        return "torch"
+    # safetensors first: its header length (8 bytes, little-endian) can start with 0x80 too
     if len(head) >= 9:
         (n,) = struct.unpack("<Q", head[:8])
         if 0 < n < 100_000_000 and head[8:9] == b"{":
             return "safetensors"
+    if head[:1] == b"\x80":  # pickle protocol marker: legacy (pre-1.6) torch.save
+        return "torch"
     raise CheckpointError(
         f"{path}: not a checkpoint (expected safetensors, a torch.save file or a TorchScript archive)")
 
@@ -106,7 +108,8 @@ def load_state_dict(path: str | Path, *, allow_torchscript: bool = False) -> dic
     try:
         # A file object, not the name: torch.load hands any "*.safetensors" *name* to safetensors,
         # so a pickle named that way would fail there with a foreign error instead of being read here.
-        with open(path, "rb") as f:
+        with open(path, "rb") as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 150": the error says enough
             obj = torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         unsafe = next((ln.strip() for ln in str(e).splitlines() if "global" in ln.lower()), None)
@@ -125,8 +128,13 @@ def load_state_dict(path: str | Path, *, allow_torchscript: bool = False) -> dic
 
 
 def _first_line(e: BaseException) -> str:
-    text = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
-    return (text or type(e).__name__)[:160]
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    # torch's weights-only errors open with a paragraph about torch.load; the cause follows this marker
+    at = next((k for k, ln in enumerate(lines) if "WeightsUnpickler error:" in ln), None)
+    if at is not None:
+        cause = lines[at].split("WeightsUnpickler error:", 1)[1].strip()
+        return (cause or (lines[at + 1] if at + 1 < len(lines) else type(e).__name__))[:160]
+    return (lines[0] if lines else type(e).__name__)[:160]
 
 
 def check_finite(sd: Mapping[str, torch.Tensor], source: str | Path) -> None:

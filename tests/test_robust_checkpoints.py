@@ -275,6 +275,20 @@ def test_damaged_bytes_give_a_checkpoint_error_or_a_state_dict(small_files, tmp_
         assert isinstance(sd, dict) and all(isinstance(v, torch.Tensor) for v in sd.values())
 
 
+def test_safetensors_whose_header_length_starts_with_0x80(tmp_path):
+    """The 8-byte header length is little-endian: 1 file in 32 starts with 0x80, the pickle marker."""
+    from c4c.checkpoints import read_safetensors_metadata, save_safetensors
+    sd = {"w": torch.arange(6.0).reshape(2, 3)}
+    for pad in range(300):
+        p = tmp_path / "w.safetensors"
+        save_safetensors(sd, p, {"note": "x" * pad})
+        if p.read_bytes()[0] == 0x80:
+            break
+    else:
+        pytest.fail("no padding gave a header length starting with 0x80")
+    assert torch.equal(load_state_dict(p)["w"], sd["w"]) and read_safetensors_metadata(p)["note"] == "x" * pad
+
+
 def test_good_zoo_still_loads(good_zoo):
     zoo = Zoo(good_zoo)
     assert len(zoo.decoders) == 3 and zoo.backbone.embed_dim > 0
