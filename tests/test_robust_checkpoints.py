@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from c4c.checkpoints import load_state_dict
@@ -273,6 +273,61 @@ def test_damaged_bytes_give_a_checkpoint_error_or_a_state_dict(small_files, tmp_
         assert "\n" not in str(e)
     else:
         assert isinstance(sd, dict) and all(isinstance(v, torch.Tensor) for v in sd.values())
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers(-3, 3) | st.floats(allow_nan=False) |
+                    st.sampled_from(["", "vocab.txt", "idf.json", "w.safetensors", "../w.safetensors", "/etc/hosts"]),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+                        st.sampled_from(["name", "file", "settings", "heads", "mask", "max_frames"]), inner,
+                        max_size=3), max_leaves=12)
+FILES = st.sampled_from(["vocab.txt", "idf.json", "w.safetensors", "w.safetensors", "missing.bin", "../w.safetensors",
+                         "/etc/hosts", "", "C:\\w.safetensors", "sub/../w.safetensors"]) | JSON
+SETTING = st.sampled_from([None, 1, 2, 0, -1, "two", True, 2.5, "frames"])
+VALID_MANIFEST = {"backbone": {"file": "w.safetensors"}, "vocab": "vocab.txt", "idf": "idf.json",
+                  "decoders": [{"name": "a", "file": "w.safetensors", "settings": {"heads": 2, "mask": "frames"}},
+                               {"name": "b", "file": "w.safetensors"}]}
+# Where one value of a valid manifest is replaced (or, with None, removed).
+SPOTS = [(), ("backbone",), ("backbone", "file"), ("vocab",), ("idf",), ("decoders",), ("decoders", 0),
+         ("decoders", 0, "name"), ("decoders", 1, "file"), ("decoders", 0, "settings"),
+         ("decoders", 0, "settings", "heads"), ("decoders", 1, "settings")]
+
+
+@st.composite
+def one_field_broken(draw):
+    m = json.loads(json.dumps(VALID_MANIFEST))
+    spot = draw(st.sampled_from(SPOTS))
+    if not spot:
+        return m
+    parent = m
+    for key in spot[:-1]:
+        parent = parent[key]
+    value = draw(st.one_of(FILES, SETTING, JSON, st.just(None)))
+    if value is None and isinstance(parent, dict):
+        parent.pop(spot[-1], None)
+    else:
+        parent[spot[-1]] = value
+    return m
+
+
+MANIFESTS = st.one_of(JSON, one_field_broken())
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(manifest=MANIFESTS)
+def test_any_manifest_gives_a_zoo_error_or_a_valid_manifest(tmp_path, manifest):
+    from c4c.zoo import read_manifest
+    for name in ("vocab.txt", "idf.json", "w.safetensors"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    try:
+        m = read_manifest(tmp_path)
+    except ZooError as e:
+        event("refused")
+        assert "\n" not in str(e)
+    else:
+        event("accepted")
+        names = [m["backbone"]["file"], m["vocab"], m["idf"]] + [d["file"] for d in m["decoders"]]
+        assert all((tmp_path / n).is_file() and ".." not in n and not n.startswith("/") for n in names)
 
 
 def test_safetensors_whose_header_length_starts_with_0x80(tmp_path):
