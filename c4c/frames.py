@@ -132,9 +132,9 @@ def _container(head: bytes) -> str | None:
         return "matroska"
     if head.startswith(b"RIFF") and head[8:12] in (b"AVI ", b"AVIX", b"AMV "):
         return "avi"
-    if head[:1] == b"\x47" and head[188:189] in (b"", b"\x47"):
+    if head[:1] == head[188:189] == b"\x47":  # two sync bytes, 188-byte packets
         return "mpegts"
-    if head[4:5] == b"\x47" and head[196:197] in (b"", b"\x47"):
+    if head[4:5] == head[196:197] == b"\x47":  # 192-byte packets (a 4-byte time code first)
         return "m2ts"
     if head.startswith((b"\x00\x00\x01", b"\x00\x00\x00\x01")):
         return "mpeg"  # program / elementary stream, raw H.264 / HEVC (Annex B)

@@ -256,6 +256,16 @@ def _mkv(p):
     return p
 
 
+def _ts(p):
+    ffmpeg(*_src(3), *_X264, "-f", "mpegts", str(p))
+    return p
+
+
+def _m2ts(p):
+    ffmpeg(*_src(3), *_X264, "-f", "mpegts", "-mpegts_m2ts_mode", "1", str(p))
+    return p
+
+
 def _raw_h264(p):
     ffmpeg(*_src(3), *_X264, "-f", "h264", str(p))
     return p
@@ -349,6 +359,8 @@ CORPUS: list[Entry] = [
     Entry("webm_vp9", "vp9.webm", "ok", "", "WebM / VP9", app=True),
     Entry("avi_mpeg4", "mpeg4.avi", "ok", "", "AVI / MPEG-4 part 2"),
     Entry("mkv_h264", "h264.mkv", "ok", "", "Matroska / H.264"),
+    Entry("mpegts", "clip.ts", "ok", "", "MPEG transport stream / H.264"),
+    Entry("m2ts", "clip.m2ts", "ok", "", "Blu-ray / AVCHD transport stream (192-byte packets)"),
     Entry("raw_h264", "raw.h264", "ok", "", "raw H.264 elementary stream, no container timing"),
     Entry("gif", "animated.gif", "ok", "", "an animated GIF (decord cannot index it: read through a remux)"),
     Entry("hls_playlist", "playlist.mp4", "error", "playlist", "an HLS playlist naming a video outside the "
@@ -367,7 +379,7 @@ _BUILDERS: dict[str, Callable[[Path], Path]] = {
     "jpeg_named_mp4": _jpeg_named_mp4, "audio_m4a": _audio, "audio_mp3": _audio, "one_frame": _one_frame,
     "short": _short, "fps_zero": _fps_patch(0), "fps_absurd": _fps_patch(2**31 - 1), "fps_tiny": _fps_patch(1),
     "fps_stts_zero": _fps_stts_zero, "vfr": _vfr, "rotated": _rotated, "narrow": _narrow, "gray": _gray, "ten_bit": _ten_bit,
-    "huge_8k": _huge, "long_1h": _long, "webm_vp9": _webm, "avi_mpeg4": _avi, "mkv_h264": _mkv,
+    "huge_8k": _huge, "long_1h": _long, "webm_vp9": _webm, "avi_mpeg4": _avi, "mkv_h264": _mkv, "mpegts": _ts, "m2ts": _m2ts,
     "raw_h264": _raw_h264, "gif": _gif, "hls_playlist": _hls, "hls_playlist_nul": _hls_nul, "ffconcat": _ffconcat,
     "sdp": _sdp, "directory": _directory, "missing": _missing, "unreadable": _unreadable,
 }
