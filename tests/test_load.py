@@ -5,7 +5,6 @@ sequential results is tests/test_app_api.py::test_concurrent_requests_match_sequ
 from __future__ import annotations
 
 import gc
-import shutil
 import subprocess
 import time
 from pathlib import Path
