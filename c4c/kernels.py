@@ -152,7 +152,7 @@ class FastDecoder:
 
     def __init__(self, model: CaptionModel, precision: str = "fp32", rows: int = 5):
         cfg = model.cfg
-        self.cfg, self.model, self.precision = cfg, model, precision
+        self.cfg, self.precision = cfg, precision  # no reference to the model: decoding.py caches us weakly by it
         self.nh, self.dh = cfg.heads, cfg.head_dim
         self.scale = math.sqrt(cfg.head_dim)
         emb = model.decoder.embeddings
@@ -174,6 +174,8 @@ class FastDecoder:
                 f1=Linear(layer.intermediate.dense.weight, layer.intermediate.dense.bias, precision, rows),
                 f2=Linear(layer.output.dense.weight, layer.output.dense.bias, precision, rows),
                 f_ln=_ln(layer.output.LayerNorm),
+                mem_k=(ca.att.key.weight.detach(), ca.att.key.bias.detach()),     # applied once per video
+                mem_v=(ca.att.value.weight.detach(), ca.att.value.bias.detach()),
             ))
         pred = model.decoder.classifier.cls.predictions
         self.tr = Linear(pred.transform.dense.weight, pred.transform.dense.bias, precision, rows)
@@ -183,7 +185,9 @@ class FastDecoder:
     def start(self, memory, video_mask, max_words: int):
         """Per-video state: cross-attention K/V of every layer (computed once), the additive memory
         mask, and an empty self-attention cache (N, layers, 2, nh, max_words, dh)."""
-        mem_kv = self.model.memory_kv(memory)
+        b, t = memory.shape[:2]
+        split = lambda x: x.view(b, t, self.nh, self.dh).permute(0, 2, 1, 3)  # noqa: E731  (B, nh, T, dh)
+        mem_kv = [(split(F.linear(memory, *p["mem_k"])), split(F.linear(memory, *p["mem_v"]))) for p in self.layers]
         mem_mask = additive_mask(video_mask, memory.dtype)
         cache = memory.new_zeros(memory.shape[0], len(self.layers), 2, self.nh, max_words, self.dh)
         return mem_kv, mem_mask, cache

@@ -95,6 +95,20 @@ def test_packed_weights_follow_weight_changes():
     assert after != before
 
 
+def test_packed_copies_go_with_their_model():
+    import gc
+
+    from c4c import decoding
+    model = _randomize(CaptionModel(CFG, init=False), seed=3)
+    v, m = prepare_video(torch.randn(3, 64), CFG)
+    beam_search(model, v, m, beam=2, max_words=3)
+    assert model in decoding._ENGINES
+    n = len(decoding._ENGINES)
+    del model
+    gc.collect()
+    assert len(decoding._ENGINES) == n - 1  # the cache holds models weakly and the engine does not hold its model
+
+
 def test_reduced_precisions_run_and_say_what_they_are(decoders, videos):
     assert PRECISIONS == ("fp32", "int8", "bf16")
     for prec in ("int8", "bf16"):
