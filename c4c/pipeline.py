@@ -90,12 +90,14 @@ class Pipeline:
         t = time.perf_counter()
         digest = file_sha256(video) if Path(video).is_file() and os.access(video, os.R_OK) else ""
         timings["hash"] = time.perf_counter() - t
-        # What decides the features: the file's bytes, the backbone's weights, the sampling settings,
-        # and the decode/crop settings this method uses (their defaults).
-        from .frames import DEFAULT_MAX_SHORT_SIDE
-        key = (digest, self.zoo.backbone.fingerprint, settings.max_frames, settings.fps_mode,
-               settings.max_duration_s, DEFAULT_MAX_SHORT_SIDE, "c4c-crop")
-        if self.cache is not None and digest and (hit := self.cache.get(key)) is not None:
+        key = None
+        if self.cache is not None and digest:
+            # What decides the features: the file's bytes, the backbone's weights (hashed once), the
+            # sampling settings, and the decode/crop settings this method uses (their defaults).
+            from .frames import DEFAULT_MAX_SHORT_SIDE
+            key = (digest, self.zoo.backbone.fingerprint, settings.max_frames, settings.fps_mode,
+                   settings.max_duration_s, DEFAULT_MAX_SHORT_SIDE, "c4c-crop")
+        if key is not None and (hit := self.cache.get(key)) is not None:
             timings.update(decode=0.0, preprocess=0.0, backbone=0.0)
             return hit
         t = time.perf_counter()
@@ -108,7 +110,7 @@ class Pipeline:
         t = time.perf_counter()
         feats = self.zoo.backbone.embed(pixels.to(self.device)).float().cpu().numpy()
         timings["backbone"] = time.perf_counter() - t
-        if self.cache is not None and digest:
+        if key is not None:
             self.cache.put(key, (frames, feats))
         return frames, feats
 
