@@ -244,3 +244,22 @@ def test_trimmed_batches_give_the_same_loss(msrvtt):
         a = caption_loss(batch_logits(model, full), full, "ignore")
         b = caption_loss(batch_logits(model, cut), cut, "ignore")
     assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_bucketed_epoch_has_the_same_rows_with_less_padding(msrvtt):
+    from c4c.train.decoder import load_train_data
+    data = load_train_data(msrvtt / "feats.pickle", msrvtt / "MSRVTT_data.json", msrvtt / "vocab.txt")
+    model, _ = build_model(DecoderTrainConfig(hidden=32, ffn=64), data.video_dim, len(data.tokenizer))
+    train = data.split("train", model.cfg)
+
+    def rows(bucket):
+        out, pad = [], 0
+        for b in train.batches(4, torch.Generator().manual_seed(5), per_video=2, bucket=bucket):
+            out += [tuple(r) + (0,) * (48 - len(r)) for r in b.target_ids.tolist()]
+            pad += int((b.decoder_mask == 0).sum())
+        return sorted(out), pad
+
+    plain, pad_plain = rows(0)
+    bucketed, pad_bucketed = rows(8)
+    assert plain == bucketed and len(plain) == 2 * len(train.video_ids)
+    assert pad_bucketed < pad_plain

@@ -167,12 +167,23 @@ class CaptionSet:
         return torch.cat(out)
 
     def batches(self, batch_size: int, generator: torch.Generator | None = None, trim: bool = True,
-                per_video: int | None = None) -> Iterator[CaptionBatch]:
+                per_video: int | None = None, bucket: int = 0) -> Iterator[CaptionBatch]:
         """Batches of `batch_size` caption rows over one epoch (`epoch_rows`); the generator's seed
-        fixes the data order. `trim` cuts the word axis to the longest caption of the batch: exact
-        under the "ignore" loss (causal decoder, padded positions carry no loss) and ~3x cheaper."""
+        fixes the data order. `trim` cuts the word axis to the longest caption of the batch (and the
+        frame axis to the longest video under the "frames" mask): exact under the "ignore" loss
+        (causal decoder, padded positions carry no loss). `bucket=n` sorts each run of n batches by
+        caption length before cutting it into batches, and shuffles those batches: about half the
+        word positions of a random batch are padding, sorted ones have almost none."""
         order = self.epoch_rows(generator, per_video)
-        for start in range(0, len(order), batch_size):
+        starts = list(range(0, len(order), batch_size))
+        if bucket > 1 and trim:
+            lengths = self.decoder_mask[order].sum(1)
+            for c in range(0, len(order), bucket * batch_size):
+                chunk = slice(c, c + bucket * batch_size)
+                order[chunk] = order[chunk][torch.argsort(lengths[chunk], stable=True)]
+            if generator is not None:
+                starts = [starts[i] for i in torch.randperm(len(starts), generator=generator).tolist()]
+        for start in starts:
             idx = order[start: start + batch_size]
             dm = self.decoder_mask[idx]
             L = int(dm.sum(1).max()) if trim else self.max_words

@@ -47,6 +47,7 @@ class DecoderTrainConfig:
     epochs: int = 10
     batch_size: int = 64          # caption rows per step
     captions_per_video: int | None = 4  # per epoch, k captions drawn afresh per video; None = all (reference)
+    bucket: int = 32              # sort runs of this many batches by caption length (0 = off): ~1/3 faster
     max_frames: int = 20          # frame slots (the reproduction's 20)
     max_words: int = 48           # caption length incl. [CLS] (SPEC 2.3)
     mask: str = "frames"          # video mask convention ("frames" | "repro", SPEC 3.4)
@@ -255,7 +256,8 @@ def train_decoder(data: TrainData, cfg: DecoderTrainConfig, out: str | Path, ini
             t0 = time.perf_counter()
             model.train()
             losses = []
-            bar = tqdm(train.batches(cfg.batch_size, gen, trim=trim, per_video=cfg.captions_per_video),
+            bar = tqdm(train.batches(cfg.batch_size, gen, trim=trim, per_video=cfg.captions_per_video,
+                                     bucket=cfg.bucket),
                        total=steps_per_epoch, leave=False, position=position, mininterval=1.0,
                        desc=f"{label} epoch {epoch}/{cfg.epochs}", disable=not progress)
             for batch in bar:
