@@ -174,7 +174,7 @@ class Pipeline:
             settings={**asdict(settings), "decoders": names, "device": self.device},
             zoo=self.zoo.summary(),
             video_info={"fps": float(frames.fps), "duration_s": float(frames.duration_s),
-                        "n_frames_total": int(frames.n_frames_total)},
+                        "n_frames_total": int(frames.n_frames_total), "notes": list(frames.notes)},
         )
         if progress:
             progress(1.0, "done")

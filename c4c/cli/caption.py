@@ -117,7 +117,7 @@ def run(args) -> int:
         except C4CError as e:  # one bad file must not cost the others their captions
             if len(videos) == 1:
                 raise
-            print(f"error: {video}: {e}", file=sys.stderr)
+            print(f"error: {e}" if str(video) in str(e) else f"error: {video}: {e}", file=sys.stderr)
             failed += 1
             continue
         print(result.to_json() if args.json else format_table(result))
