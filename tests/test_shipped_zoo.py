@@ -1,0 +1,35 @@
+"""The default zoo that ships in weights/demo: what it says it is, what it scored, and that it runs."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from c4c.pipeline import CaptionSettings, Pipeline
+from c4c.zoo import default_zoo_dir, read_manifest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_manifest_says_what_it_is_and_meets_the_targets():
+    m = read_manifest(default_zoo_dir())
+    assert "NOT on MSR-VTT" in m["description"]
+    assert len(m["decoders"]) == 5 and sum(p.stat().st_size for p in default_zoo_dir().iterdir()) < 30e6
+    rows = {r["name"]: r for r in m["evaluation"]["rows"]}
+    singles = [r["cider"] for r in rows.values() if r["kind"] == "single"]
+    ensemble = next(r for r in rows.values() if r["kind"] == "ensemble" and "CIDEr" in r["name"])
+    baseline = next(r for r in rows.values() if r["kind"] == "baseline")
+    oracle = next(r for r in rows.values() if r["kind"] == "oracle")
+    assert ensemble["cider"] > max(singles)                   # the paper's claim, on our test split
+    assert min(singles) > 3 * baseline["cider"] and oracle["cider"] > ensemble["cider"]
+    assert m["evaluation"]["disagreement"] >= 0.30
+
+
+def test_shipped_zoo_captions_an_example():
+    examples = json.loads((ROOT / "examples" / "captions.json").read_text())
+    video = ROOT / "examples" / sorted(examples)[0]
+    r = Pipeline.from_zoo(default_zoo_dir(), device="cpu").caption(video, CaptionSettings())
+    assert len(r.captions) == 5 and all(c.caption for c in r.captions)
+    vocab = {w for refs in examples.values() for ref in refs["captions"] for w in ref.split()}
+    assert set(r.caption.split()) <= vocab  # it learned the captions' language, not noise
+    assert r.zoo["name"] == "demo"
