@@ -70,7 +70,7 @@ class ZooRecipe:
 
 _FULL_BASE = DecoderTrainConfig(hidden=128, heads=2, ffn=512, dropout=0.1, lr=1e-3, batch_size=64,
                                 captions_per_video=4, threads=1)
-FULL = ZooRecipe(counts=SplitCounts(), backbone=BackboneTrainConfig(), decoders=_variants(_FULL_BASE, 8))
+FULL = ZooRecipe(counts=SplitCounts(), backbone=BackboneTrainConfig(), decoders=_variants(_FULL_BASE, 6))
 _TINY_BASE = DecoderTrainConfig(hidden=32, heads=1, ffn=64, lr=5e-3, batch_size=32, captions_per_video=8, threads=1)
 TINY = ZooRecipe(counts=SplitCounts(60, 10, 10),
                  backbone=replace(TINY_BACKBONE, videos=60, val_videos=10),
@@ -187,7 +187,7 @@ def build_zoo(out: str | Path, work: str | Path, recipe: ZooRecipe = FULL, size:
     ann = load_annotations(p.annotations)
 
     backbone_file = p.backbone_dir / "backbone.safetensors"
-    if stage("backbone", backbone_file.is_file()):
+    if stage("backbone", backbone_file.is_file() and _same_backbone_config(p.backbone_dir, recipe.backbone)):
         from .train.backbone import train_backbone
         timed("backbone", train_backbone, p.backbone_dir, recipe.backbone, p.work / "cache", progress=progress)
 
@@ -244,6 +244,15 @@ def build_zoo(out: str | Path, work: str | Path, recipe: ZooRecipe = FULL, size:
     }
     write_manifest(p.out, manifest)
     return manifest
+
+
+def _same_backbone_config(folder: Path, cfg: BackboneTrainConfig) -> bool:
+    """True when `folder` holds a backbone trained with exactly `cfg` (so it can be reused)."""
+    try:
+        trained = json.loads((folder / "backbone_train.json").read_text())["config"]
+    except (OSError, KeyError, json.JSONDecodeError):
+        return False
+    return trained == json.loads(json.dumps(asdict(cfg), default=str))
 
 
 def _has_all(features: Path, ids) -> bool:

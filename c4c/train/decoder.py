@@ -52,7 +52,7 @@ class DecoderTrainConfig:
     max_words: int = 48           # caption length incl. [CLS] (SPEC 2.3)
     mask: str = "frames"          # video mask convention ("frames" | "repro", SPEC 3.4)
     pad_loss: str = "ignore"      # "ignore" | "reference" (see caption_data.caption_loss)
-    val_beam: int = 1             # 1 = greedy val decoding (fast); >1 beam search
+    val_beam: int = 5             # val decoding for selection: 5 = the test-time beam (reference eval_epoch); 1 = greedy
     threads: int = 2              # torch threads while training
 
     def check(self) -> None:
