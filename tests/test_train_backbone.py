@@ -136,6 +136,32 @@ def test_tiny_training_run_writes_a_backbone_the_loader_reads_exactly(tmp_path):
     assert any((tmp_path / "cache").iterdir())  # frames were cached for the next run
 
 
+def test_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    import c4c.train.backbone as tb
+    from c4c.checkpoints import load_state_dict
+    cfg = replace(TINY, videos=12, val_videos=4, epochs=2, batch_videos=6,
+                  model=replace(TINY.model, image_size=16, patch=8))
+    tb.train_backbone(tmp_path / "a", cfg, cache_dir=tmp_path / "cache", progress=False)
+    real = tb._evaluate
+    calls = []
+
+    def stop_in_second_epoch(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(tb, "_evaluate", stop_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        tb.train_backbone(tmp_path / "b", cfg, cache_dir=tmp_path / "cache", progress=False)
+    assert (tmp_path / "b" / "resume.pt").exists() and not (tmp_path / "b" / "backbone.safetensors").exists()
+    monkeypatch.setattr(tb, "_evaluate", real)
+    report = tb.train_backbone(tmp_path / "b", cfg, cache_dir=tmp_path / "cache", progress=False)
+    assert len(report["history"]) == 2 and not (tmp_path / "b" / "resume.pt").exists()
+    a, b = (load_state_dict(tmp_path / d / "clip_full.safetensors") for d in "ab")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # resuming is exact, not just close
+
+
 def test_cli_registers_backbone_subcommand(tmp_path):
     from c4c.cli import build_parser
     from c4c.train.backbone import add_cli

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -132,7 +133,10 @@ def _param_groups(model: CLIP, weight_decay: float) -> list[dict]:
 
 def train_backbone(out_dir: str | Path, cfg: BackboneTrainConfig = BackboneTrainConfig(),
                    cache_dir: str | Path | None = None, progress: bool = True) -> dict:
-    """Train, save the three files in `out_dir`, and return the report written to backbone_train.json."""
+    """Train, save the three files in `out_dir`, and return the report written to backbone_train.json.
+
+    After every epoch the whole training state goes to `out_dir/resume.pt`; a run with the same
+    config started later continues from there (an interrupted zoo build loses at most one epoch)."""
     from tqdm import tqdm
 
     t_start, cpu_start = time.time(), time.process_time()
@@ -156,8 +160,22 @@ def train_backbone(out_dir: str | Path, cfg: BackboneTrainConfig = BackboneTrain
     counts = np.diff(train.offsets)
     from ..synth import make_scene
     keys = [make_scene(v).tracks[0].colour for v in train.ids]  # the grouping key: first shape's colour
-    history = []
-    for epoch in range(cfg.epochs):
+    history: list[dict] = []
+    resume = out_dir / "resume.pt"
+    signature = json.dumps(_jsonable(asdict(cfg)), sort_keys=True)
+    spent = {"wall": 0.0, "cpu": 0.0}  # time spent by earlier, interrupted runs
+    if resume.exists():
+        state = torch.load(resume, map_location="cpu", weights_only=True)
+        if state.get("config") == signature:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["opt"])
+            sched.load_state_dict(state["sched"])
+            rng.bit_generator.state = json.loads(state["rng"])
+            torch.set_rng_state(state["torch_rng"])
+            history, spent = state["history"], state["spent"]
+            if progress:
+                tqdm.write(f"resuming backbone training after epoch {len(history)} ({resume})")
+    for epoch in range(len(history), cfg.epochs):
         order = epoch_order(rng, keys, cfg.group_size)
         bar = tqdm(range(steps_per_epoch), desc=f"backbone epoch {epoch + 1}/{cfg.epochs}", unit="step",
                    disable=not progress, mininterval=1.0)
@@ -183,15 +201,29 @@ def train_backbone(out_dir: str | Path, cfg: BackboneTrainConfig = BackboneTrain
         metrics = {"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4), **_evaluate(model, val, tok),
                    "elapsed_s": round(time.time() - t_start, 1)}
         history.append(metrics)
+        _checkpoint(resume, {"config": signature, "model": model.state_dict(), "opt": opt.state_dict(),
+                             "sched": sched.state_dict(), "rng": json.dumps(rng.bit_generator.state),
+                             "torch_rng": torch.get_rng_state(), "history": history,
+                             "spent": {"wall": spent["wall"] + time.time() - t_start,
+                                       "cpu": spent["cpu"] + time.process_time() - cpu_start}})
         if progress:
             tqdm.write(f"epoch {epoch + 1}: loss {metrics['loss']:.3f}  val t2v R@1 {metrics['t2v_r1']:.1f} "
                        f"R@5 {metrics['t2v_r5']:.1f}  v2t R@1 {metrics['v2t_r1']:.1f}")
     report = {"config": _jsonable(asdict(cfg)), "model": mcfg.to_dict(), "history": history,
-              "final": history[-1], "data_s": round(t_data, 1), "total_s": round(time.time() - t_start, 1),
-              "cpu_s": round(time.process_time() - cpu_start, 1), "threads": torch.get_num_threads(),
+              "final": history[-1], "data_s": round(t_data, 1),
+              "total_s": round(spent["wall"] + time.time() - t_start, 1),
+              "cpu_s": round(spent["cpu"] + time.process_time() - cpu_start, 1), "threads": torch.get_num_threads(),
               "files": _save(model, mcfg, tok, cfg, history[-1], out_dir)}
     (out_dir / "backbone_train.json").write_text(json.dumps(report, indent=1) + "\n")
+    resume.unlink(missing_ok=True)
     return report
+
+
+def _checkpoint(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # never a half-written resume file
 
 
 def _jsonable(d):
