@@ -300,7 +300,7 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
     for s in (*STAGES, "total"):
         a, b = _median([t.get(s, 0.0) for t in ref_t]), _median([t.get(s, 0.0) for t in c4c_t])
         stages["end_to_end" if s == "total" else s] = {"reference_s": round(a, 4), "c4c_s": round(b, 4),
-                                                      "ratio": round(a / b, 2) if b > 0 else None}
+                                                      "ratio": round(a / b, 2) if a > 0 and b > 0 else None}
     arch = pipe.zoo.backbone.arch
     frames_encoded = warm[1][3]
     assert frames_encoded == warm[0][3], "the two pipelines encoded different frame counts"
