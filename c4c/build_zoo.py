@@ -42,16 +42,18 @@ DESCRIPTION = (
     "c4c runs end to end out of the box; real CLIP4Caption weights load with `python -m c4c import`.")
 
 
-def _variants(base: DecoderTrainConfig, epochs: int) -> tuple[tuple[str, DecoderTrainConfig], ...]:
-    """Five decoders that differ in more than the seed (paper: an ensemble of different models), at
-    about the same training cost (epochs x captions per video), so none is much weaker."""
+def _variants(base: DecoderTrainConfig, epochs: tuple[int, int, int, int, int]) -> tuple[tuple[str, DecoderTrainConfig], ...]:
+    """Five decoders that differ in more than the seed (paper: an ensemble of different models): seed,
+    dropout, learning rate, batch size, captions per video (so data seen per epoch) and data order.
+    `epochs` per decoder; the shipped zoo's were picked so that none is much weaker than the others."""
+    e1, e2, e3, e4, e5 = epochs
     return (
-        ("d1", replace(base, seed=1, epochs=epochs)),
-        ("d2", replace(base, seed=2, epochs=epochs + 2, dropout=0.2, lr=base.lr * 0.7)),
-        ("d3", replace(base, seed=3, epochs=epochs, lr=base.lr * 1.5, batch_size=int(base.batch_size * 1.5))),
-        ("d4", replace(base, seed=4, epochs=2 * epochs, dropout=0.05, captions_per_video=base.captions_per_video // 2,
+        ("d1", replace(base, seed=1, epochs=e1)),
+        ("d2", replace(base, seed=2, epochs=e2, dropout=0.2, lr=base.lr * 0.7)),
+        ("d3", replace(base, seed=3, epochs=e3, lr=base.lr * 1.5, batch_size=int(base.batch_size * 1.5))),
+        ("d4", replace(base, seed=4, epochs=e4, dropout=0.05, captions_per_video=base.captions_per_video // 2,
                        data_seed=40)),
-        ("d5", replace(base, seed=5, epochs=max(1, epochs * 2 // 3), dropout=0.3,
+        ("d5", replace(base, seed=5, epochs=e5, dropout=0.3,
                        captions_per_video=base.captions_per_video * 3 // 2, data_seed=50)),
     )
 
@@ -70,11 +72,11 @@ class ZooRecipe:
 
 _FULL_BASE = DecoderTrainConfig(hidden=128, heads=2, ffn=512, dropout=0.1, lr=1e-3, batch_size=64,
                                 captions_per_video=4, threads=1)
-FULL = ZooRecipe(counts=SplitCounts(), backbone=BackboneTrainConfig(), decoders=_variants(_FULL_BASE, 6))
+FULL = ZooRecipe(counts=SplitCounts(), backbone=BackboneTrainConfig(), decoders=_variants(_FULL_BASE, (3, 3, 3, 5, 2)))
 _TINY_BASE = DecoderTrainConfig(hidden=32, heads=1, ffn=64, lr=5e-3, batch_size=32, captions_per_video=8, threads=1)
 TINY = ZooRecipe(counts=SplitCounts(60, 10, 10),
                  backbone=replace(TINY_BACKBONE, videos=60, val_videos=10),
-                 decoders=_variants(_TINY_BASE, 5), beam=2, workers=2)
+                 decoders=_variants(_TINY_BASE, (5, 7, 5, 10, 3)), beam=2, workers=2)
 RECIPES = {"full": FULL, "tiny": TINY}
 
 
