@@ -213,6 +213,9 @@ def _device(device: str | torch.device) -> torch.device:
     return dev
 
 
+_CHUNK_TOKENS = 256  # tokens per chunk of frames in Backbone.embed's CPU path (5 frames of ViT-B/32)
+
+
 class _FastViT:
     """The CLIP image tower's forward on plain tensors, for CPU float32 inference (see module doc).
     Holds references to the transformers model's weights (plus a fused q/k/v copy: ~28% of the size)."""
@@ -364,8 +367,9 @@ class Backbone:
     def embed(self, pixels: torch.Tensor, batch_size: int = 32, workers: int | None = None) -> torch.Tensor:
         """Frame embeddings ln_post(CLS) @ proj, unnormalised: float32 CPU tensor (n, E).
 
-        On CPU in float32, frames go in chunks of at most `batch_size` over `workers` threads
-        (default `kernels.default_workers`: the intra-op thread budget, one intra-op thread each)."""
+        On CPU in float32, frames go in fixed-size chunks (~256 tokens, at most `batch_size` frames)
+        over `workers` threads (default `kernels.default_workers`: the intra-op thread budget, one
+        intra-op thread each); the result does not depend on the number of threads or workers."""
         self._check(pixels)
         fast = self._fast_vit()
         if fast is not None:
@@ -374,7 +378,10 @@ class Backbone:
             if n == 0:
                 return torch.zeros((0, self.embed_dim), dtype=torch.float32)
             workers = default_workers(n) if workers is None else max(1, min(int(workers), n))
-            per = min(batch_size, -(-n // workers))  # even chunks, one per worker where batch_size allows
+            # Chunks of a fixed size (~256 tokens: a full-speed matmul on one core), never sized by the
+            # worker count: a chunk's rows then go through matmuls of the same shapes on one thread
+            # whatever the thread budget, so embeddings are bit-identical at any thread count.
+            per = max(1, min(batch_size, _CHUNK_TOKENS // (self.arch.grid ** 2 + 1)))
             x = pixels.to(torch.float32)
             chunks = [x[i:i + per] for i in range(0, n, per)]
             return torch.cat(parallel_map(fast, chunks, workers))

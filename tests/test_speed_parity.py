@@ -148,6 +148,24 @@ def test_fast_vit_equals_the_transformers_model():
     assert bb.embed(px[:0]).shape == (0, 48)
 
 
+def test_backbone_embeddings_do_not_depend_on_the_thread_count():
+    """Bit-identical embeddings at any thread / worker count (else a near-tie caption could differ
+    between `caption --workers N` and a plain run): the chunking must not follow the workers."""
+    arch = VisionArch(image_size=64, patch=8, width=256, layers=2, heads=4, mlp=1024, embed_dim=64)
+    bb = _random_backbone(arch, torch.Generator().manual_seed(0))
+    px = torch.randn(13, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        want = bb.embed(px)
+        torch.set_num_threads(2)
+        runs = [bb.embed(px)] + [bb.embed(px, workers=w) for w in (1, 2, 3)]
+    finally:
+        torch.set_num_threads(n)
+    for got in runs:
+        assert torch.equal(got, want)
+
+
 def test_backbone_fingerprint_names_the_weights():
     arch = VisionArch(image_size=32, patch=16, width=64, layers=1, heads=1, mlp=128, embed_dim=16)
     a = _random_backbone(arch, torch.Generator().manual_seed(0))
