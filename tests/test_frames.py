@@ -207,3 +207,28 @@ def test_bad_arguments(tmp_path):
         sample_frames(tmp_path / "x.mp4", max_frames=0)
     with pytest.raises(InputError):
         sample_frames(tmp_path / "x.mp4", fps_mode="fast")
+
+
+def test_long_video_split_decode_gives_the_same_pixels(tmp_path):
+    """A long video's frames are decoded on several readers at once (frames._split_batch); every pixel
+    must equal what one reader decoding straight through gives (torch at 1 thread: one reader)."""
+    import os
+
+    import torch
+
+    from badfiles import ffmpeg
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one CPU: the split decode is not used")
+    video = tmp_path / "long.mp4"  # 40 s at 10 fps, a keyframe every 9 s: the second run must seek
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=96x64:rate=10", "-t", "40", "-c:v", "libx264", "-preset",
+           "ultrafast", "-pix_fmt", "yuv420p", "-g", "90", str(video))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        split = sample_frames(video, max_frames=20)
+        torch.set_num_threads(1)
+        single = sample_frames(video, max_frames=20)
+    finally:
+        torch.set_num_threads(threads)
+    assert split.indices == single.indices and len(split.indices) == 20
+    assert np.array_equal(split.images, single.images)
