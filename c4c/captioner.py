@@ -15,9 +15,8 @@ was trained; "frames": mask the padding, UniVL's convention; "ones": all-ones ma
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .caption_layers import DecoderModel, LayerNorm, NormalizeVideo, VisualModel, additive_mask
 from .checkpoints import check_finite, check_shapes, load_state_dict, read_safetensors_metadata, save_safetensors
 from .errors import CheckpointError, InputError
 
-__all__ = ["CaptionConfig", "CaptionModel", "LoadReport", "init_from_univl", "prepare_video", "caption_loss",
-           "MASKS"]
+__all__ = ["CaptionConfig", "CaptionModel", "prepare_video", "caption_loss", "MASKS"]
 
 MASKS = ("repro", "frames", "ones")
 _FORMAT = "c4c-caption"  # safetensors metadata "format" of files written by CaptionModel.save
@@ -103,243 +102,6 @@ class CaptionConfig:
             max_words=max_words or min(48, decoder_positions), dropout=dropout)
 
 
-def _gelu(x):
-    # The reference's exact erf GELU, written out so the arithmetic matches it bit for bit.
-    return x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
-
-
-def additive_mask(mask: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
-    """(B, T) 0/1 key mask -> (B, 1, 1, T) additive mask, (1 - m) * -10000 as the reference computes it."""
-    return (1.0 - mask[:, None, None, :].to(dtype)) * -10000.0
-
-
-class _LayerNorm(nn.Module):
-    """TF-style LayerNorm (eps inside the sqrt), computed as the reference does."""
-
-    def __init__(self, n: int, eps: float = 1e-12):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(n))
-        self.bias = nn.Parameter(torch.zeros(n))
-        self.eps = eps
-
-    def forward(self, x):
-        u = x.mean(-1, keepdim=True)
-        s = (x - u).pow(2).mean(-1, keepdim=True)
-        return self.weight * ((x - u) / torch.sqrt(s + self.eps)) + self.bias
-
-
-class _QKV(nn.Module):
-    """Multi-head attention projections (UniVL BertSelfAttention / MultiHeadAttention)."""
-
-    def __init__(self, cfg: CaptionConfig):
-        super().__init__()
-        self.query = nn.Linear(cfg.hidden, cfg.hidden)
-        self.key = nn.Linear(cfg.hidden, cfg.hidden)
-        self.value = nn.Linear(cfg.hidden, cfg.hidden)
-        self.heads, self.head_dim = cfg.heads, cfg.head_dim
-        self.dropout = nn.Dropout(cfg.dropout)
-
-    def split(self, x):  # (B, L, H) -> (B, nh, L, dh)
-        return x.view(x.shape[0], x.shape[1], self.heads, self.head_dim).permute(0, 2, 1, 3)
-
-    def attend(self, q, k, v, add_mask=None):
-        """q (B, nh, Lq, dh), k/v (B, nh, Lk, dh), add_mask broadcastable to (B, nh, Lq, Lk) -> (B, nh, Lq, dh)."""
-        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim)
-        if add_mask is not None:
-            scores = scores + add_mask
-        return torch.matmul(self.dropout(scores.softmax(-1)), v)
-
-    def forward(self, q_in, kv_in, add_mask):  # (B, Lq, H), (B, Lk, H) -> (B, Lq, H)
-        ctx = self.attend(self.split(self.query(q_in)), self.split(self.key(kv_in)), self.split(self.value(kv_in)),
-                          add_mask)
-        return ctx.permute(0, 2, 1, 3).reshape(q_in.shape)
-
-
-class _AddNorm(nn.Module):
-    """dense -> dropout -> LayerNorm(+residual) (BertSelfOutput / BertOutput)."""
-
-    def __init__(self, n_in: int, cfg: CaptionConfig):
-        super().__init__()
-        self.dense = nn.Linear(n_in, cfg.hidden)
-        self.LayerNorm = _LayerNorm(cfg.hidden)
-        self.dropout = nn.Dropout(cfg.dropout)
-
-    def forward(self, x, residual):
-        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
-
-
-class _Intermediate(nn.Module):
-    def __init__(self, cfg: CaptionConfig):
-        super().__init__()
-        self.dense = nn.Linear(cfg.hidden, cfg.intermediate)
-
-    def forward(self, x):
-        return _gelu(self.dense(x))
-
-
-class _EncoderAttention(nn.Module):
-    def __init__(self, cfg: CaptionConfig):
-        super().__init__()
-        self.self = _QKV(cfg)
-        self.output = _AddNorm(cfg.hidden, cfg)
-
-    def forward(self, x, add_mask):
-        return self.output(self.self(x, x, add_mask), x)
-
-
-class _EncoderLayer(nn.Module):
-    def __init__(self, cfg: CaptionConfig):
-        super().__init__()
-        self.attention = _EncoderAttention(cfg)
-        self.intermediate = _Intermediate(cfg)
-        self.output = _AddNorm(cfg.intermediate, cfg)
-
-    def forward(self, x, add_mask):
-        x = self.attention(x, add_mask)
-        return self.output(self.intermediate(x), x)
-
-
-class _Encoder(nn.Module):
-    def __init__(self, cfg: CaptionConfig):
-        super().__init__()
-        self.layer = nn.ModuleList(_EncoderLayer(cfg) for _ in range(cfg.te_layers))
-
-
-class _VisualEmbeddings(nn.Module):
-    def __init__(self, cfg: CaptionConfig):
-        super().__init__()
-        self.word_embeddings = nn.Linear(cfg.video_dim, cfg.hidden)  # a Linear despite the name (UniVL #20)
-        self.position_embeddings = nn.Embedding(cfg.visual_positions, cfg.hidden)
-        self.LayerNorm = _LayerNorm(cfg.hidden)
-        self.dropout = nn.Dropout(cfg.dropout)
-
-    def forward(self, x):  # (B, T, D) -> (B, T, H)
-        pos = self.position_embeddings.weight[: x.shape[1]]
-        return self.dropout(self.LayerNorm(self.word_embeddings(x) + pos))
-
-
-class _Pooler(nn.Module):
-    def __init__(self, cfg: CaptionConfig):
-        super().__init__()
-        self.dense = nn.Linear(cfg.hidden, cfg.hidden)  # stored in every checkpoint, unused for captioning
-
-
-class _Visual(nn.Module):
-    def __init__(self, cfg: CaptionConfig):
-        super().__init__()
-        self.embeddings = _VisualEmbeddings(cfg)
-        self.encoder = _Encoder(cfg)
-        self.pooler = _Pooler(cfg)
-
-
-class _NormalizeVideo(nn.Module):
-    def __init__(self, cfg: CaptionConfig):
-        super().__init__()
-        self.visual_norm2d = _LayerNorm(cfg.video_dim)
-
-
-class _DecoderAttention(nn.Module):
-    def __init__(self, cfg: CaptionConfig):
-        super().__init__()
-        self.att = _QKV(cfg)
-        self.output = _AddNorm(cfg.hidden, cfg)
-
-    def forward(self, q, kv, add_mask):
-        return self.output(self.att(q, kv, add_mask), q)
-
-
-class _DecoderLayer(nn.Module):
-    def __init__(self, cfg: CaptionConfig):
-        super().__init__()
-        self.slf_attn = _DecoderAttention(cfg)
-        self.enc_attn = _DecoderAttention(cfg)
-        self.intermediate = _Intermediate(cfg)
-        self.output = _AddNorm(cfg.intermediate, cfg)
-
-    def forward(self, x, memory, self_mask, mem_mask):
-        x = self.slf_attn(x, x, self_mask)
-        x = self.enc_attn(x, memory, mem_mask)
-        return self.output(self.intermediate(x), x)
-
-    def step(self, x, pos, cache, mem_k, mem_v, mem_mask):
-        """One new position for N = B*G rows. x (N, H); cache (2, N, nh, Lmax, dh), written at `pos`;
-        mem_k/mem_v (B, nh, T, dh) shared by the G rows of each video; mem_mask (B, 1, 1, T)."""
-        att, n = self.slf_attn.att, x.shape[0]
-        q = att.query(x).view(n, att.heads, 1, att.head_dim)
-        cache[0, :, :, pos] = att.key(x).view(n, att.heads, att.head_dim)
-        cache[1, :, :, pos] = att.value(x).view(n, att.heads, att.head_dim)
-        # The causal mask would add 0 to every visible key, so the cached step needs none.
-        ctx = att.attend(q, cache[0, :, :, : pos + 1], cache[1, :, :, : pos + 1])
-        x = self.slf_attn.output(ctx.reshape(n, -1), x)
-        att, b = self.enc_attn.att, mem_k.shape[0]
-        # The G rows of a video become G queries against that video's memory: no copy of the memory per beam.
-        q = att.query(x).view(b, n // b, att.heads, att.head_dim).transpose(1, 2)  # (B, nh, G, dh)
-        ctx = att.attend(q, mem_k, mem_v, mem_mask).transpose(1, 2).reshape(n, -1)
-        x = self.enc_attn.output(ctx, x)
-        return self.output(self.intermediate(x), x)
-
-
-class _DecoderStack(nn.Module):
-    def __init__(self, cfg: CaptionConfig):
-        super().__init__()
-        self.layer = nn.ModuleList(_DecoderLayer(cfg) for _ in range(cfg.td_layers))
-
-
-class _DecoderEmbeddings(nn.Module):
-    def __init__(self, cfg: CaptionConfig):
-        super().__init__()
-        self.word_embeddings = nn.Embedding(cfg.vocab_size, cfg.hidden)
-        self.position_embeddings = nn.Embedding(cfg.decoder_positions, cfg.hidden)
-        self.LayerNorm = _LayerNorm(cfg.hidden)
-        self.dropout = nn.Dropout(cfg.dropout)
-
-    def forward(self, ids, start: int = 0):  # (B, L) -> (B, L, H), positions start..start+L-1
-        pos = self.position_embeddings.weight[start: start + ids.shape[-1]]
-        return self.dropout(self.LayerNorm(self.word_embeddings(ids) + pos))
-
-
-class _Transform(nn.Module):
-    def __init__(self, cfg: CaptionConfig):
-        super().__init__()
-        self.dense = nn.Linear(cfg.hidden, cfg.hidden)
-        self.LayerNorm = _LayerNorm(cfg.hidden)
-
-    def forward(self, x):
-        return self.LayerNorm(_gelu(self.dense(x)))
-
-
-class _Predictions(nn.Module):
-    def __init__(self, cfg: CaptionConfig, word_embeddings: nn.Parameter):
-        super().__init__()
-        self.transform = _Transform(cfg)
-        self.decoder = nn.Linear(cfg.hidden, cfg.vocab_size, bias=False)
-        self.decoder.weight = word_embeddings  # tied (SPEC 2.2 step 6)
-        self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
-
-    def forward(self, x):  # (..., H) -> (..., V)
-        return self.decoder(self.transform(x)) + self.bias
-
-
-class _Cls(nn.Module):
-    def __init__(self, cfg: CaptionConfig, word_embeddings: nn.Parameter):
-        super().__init__()
-        self.predictions = _Predictions(cfg, word_embeddings)
-
-
-class _Classifier(nn.Module):
-    def __init__(self, cfg: CaptionConfig, word_embeddings: nn.Parameter):
-        super().__init__()
-        self.cls = _Cls(cfg, word_embeddings)
-
-
-class _Decoder(nn.Module):
-    def __init__(self, cfg: CaptionConfig):
-        super().__init__()
-        self.embeddings = _DecoderEmbeddings(cfg)
-        self.decoder = _DecoderStack(cfg)
-        self.classifier = _Classifier(cfg, self.embeddings.word_embeddings.weight)
-
-
 class CaptionModel(nn.Module):
     """TE + TD caption model; `state_dict()` keys equal the reference checkpoint's (keys_repro.txt)."""
 
@@ -347,9 +109,9 @@ class CaptionModel(nn.Module):
         """A fresh model; `init=False` skips the reference init (for weights about to be overwritten)."""
         super().__init__()
         self.cfg = cfg
-        self.normalize_video = _NormalizeVideo(cfg)
-        self.visual = _Visual(cfg)
-        self.decoder = _Decoder(cfg)
+        self.normalize_video = NormalizeVideo(cfg)
+        self.visual = VisualModel(cfg)
+        self.decoder = DecoderModel(cfg)
         if init:
             self.apply(self._init_weights)
 
@@ -359,7 +121,7 @@ class CaptionModel(nn.Module):
             nn.init.normal_(m.weight, 0.0, self.cfg.init_std)
         if isinstance(m, nn.Linear) and m.bias is not None:
             nn.init.zeros_(m.bias)
-        if isinstance(m, _LayerNorm):
+        if isinstance(m, LayerNorm):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
 
@@ -425,7 +187,7 @@ class CaptionModel(nn.Module):
             sd = {k[len("module."):]: v for k, v in sd.items()}
         if any(k.startswith(("bert.", "cross.")) for k in sd):
             raise CheckpointError(f"{path}: this is a UniVL pretraining checkpoint (bert./cross. keys), not a "
-                                  "caption model; use it to initialise training (init_from_univl)")
+                                  "caption model; use it to initialise training (c4c.univl.init_from_univl)")
         cfg = CaptionConfig.from_state_dict(
             sd, str(path), heads=heads or meta.get("heads"), mask=mask or meta.get("mask") or "repro",
             max_frames=max_frames or meta.get("max_frames"), max_words=max_words or meta.get("max_words"))
@@ -509,63 +271,3 @@ def caption_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Reference training loss: mean cross-entropy over every position (B, L), ignore_index -1.
     Padding targets are 0 ([PAD]) and therefore count, as in the reference."""
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-1)
-
-
-@dataclass(frozen=True)
-class LoadReport:
-    """What `init_from_univl` did, key by key (model key names)."""
-    source: str                                                        # the file read
-    loaded: tuple[str, ...] = ()                                       # copied from the file
-    skipped_shape: tuple[tuple[str, tuple, tuple], ...] = ()           # (key, expected, found): kept fresh init
-    missing: tuple[str, ...] = ()                                      # no counterpart in the file: kept fresh init
-    unused: tuple[str, ...] = field(default=(), repr=False)            # file keys that fed nothing
-
-    def summary(self) -> str:
-        lines = [f"{self.source}: loaded {len(self.loaded)}, shape mismatch {len(self.skipped_shape)}, "
-                 f"missing {len(self.missing)}, unused {len(self.unused)}"]
-        lines += [f"  kept fresh (shape {list(e)} vs {list(f)} in file): {k}" for k, e, f in self.skipped_shape]
-        lines += [f"  kept fresh (not in file): {k}" for k in self.missing]
-        return "\n".join(lines)
-
-
-# Where a caption-model key may also be found in a UniVL file: the decoder's embeddings are BERT's.
-_UNIVL_ALIASES = {
-    _WORD: ("bert.embeddings.word_embeddings.weight",),
-    "decoder.embeddings.position_embeddings.weight": ("bert.embeddings.position_embeddings.weight",),
-}
-
-
-def init_from_univl(model: CaptionModel, path: str | Path) -> LoadReport:
-    """Initialise `model` from `univl.pretrained.bin` the way the reproduction does (SPEC 2.4, 2.8).
-
-    Non-strict, by name: visual layers 0..L-1 and decoder layers 0..L-1 (extra file layers unused),
-    embeddings and classifier from `decoder.*` (falling back to `bert.*`). Keys whose shapes differ
-    (e.g. LN/Linear over 1024-d S3D input vs 512-d CLIP) keep their fresh init, as the reference
-    logs and skips them. Raises CheckpointError if nothing at all fits.
-    """
-    src = load_state_dict(path)
-    # The reference renames TF-style gamma/beta LayerNorm names.
-    src = {k.replace("gamma", "weight").replace("beta", "bias"): v for k, v in src.items()}
-    targets = {k: v for k, v in model.state_dict(keep_vars=True).items() if k != _TIED}
-    plan, used, skipped, missing = {}, set(), [], []  # plan: model key -> file key to copy
-    for key, param in targets.items():
-        name = next((n for n in (key, *_UNIVL_ALIASES.get(key, ())) if n in src), None)
-        if name is None:
-            missing.append(key)
-            continue
-        used.add(name)
-        if tuple(src[name].shape) != tuple(param.shape):
-            skipped.append((key, tuple(param.shape), tuple(src[name].shape)))
-        else:
-            plan[key] = name
-    check_finite({n: src[n] for n in plan.values()}, path)  # only what is copied: unused heads may be anything
-    with torch.no_grad():
-        for key, name in plan.items():
-            targets[key].copy_(src[name])
-    loaded = list(plan)
-    if not loaded:
-        raise CheckpointError(f"{path}: no key of the caption model matches this file; is it univl.pretrained.bin?")
-    if _WORD in loaded:
-        used.add(_TIED)  # the file's classifier weight is the same tensor as its word embedding
-    return LoadReport(source=str(path), loaded=tuple(loaded), skipped_shape=tuple(skipped), missing=tuple(missing),
-                      unused=tuple(k for k in src if k not in used))

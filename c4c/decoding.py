@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .captioner import CaptionModel, additive_mask
+from .caption_layers import additive_mask
+from .captioner import CaptionModel
 from .errors import InputError
 from .kernels import default_workers
 

@@ -24,7 +24,8 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from .captioner import CaptionModel, _gelu, additive_mask
+from .caption_layers import additive_mask, gelu
+from .captioner import CaptionModel
 
 __all__ = ["PRECISIONS", "Linear", "FastDecoder", "default_workers", "parallel_map"]
 
@@ -209,5 +210,5 @@ class FastDecoder:
             scores = torch.matmul(q, mk.transpose(-1, -2)) / self.scale + mem_mask
             ctx = torch.matmul(scores.softmax(-1), mv).transpose(1, 2).reshape(n, -1)
             x = _layer_norm(p["co"](ctx) + x, p["co_ln"])
-            x = _layer_norm(p["f2"](_gelu(p["f1"](x))) + x, p["f_ln"])
-        return self.cls(_layer_norm(_gelu(self.tr(x)), self.tr_ln))
+            x = _layer_norm(p["f2"](gelu(p["f1"](x))) + x, p["f_ln"])
+        return self.cls(_layer_norm(gelu(self.tr(x)), self.tr_ln))

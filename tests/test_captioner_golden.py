@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from c4c.captioner import CaptionConfig, CaptionModel, caption_loss, init_from_univl, prepare_video
+from c4c.captioner import CaptionConfig, CaptionModel, caption_loss, prepare_video
+from c4c.univl import init_from_univl
 from c4c.checkpoints import load_state_dict, read_safetensors_metadata
 from c4c.errors import CheckpointError, InputError
 

@@ -126,7 +126,8 @@ def _import_univl(src: Path, out: Path, manifest: dict, args) -> None:
     """A paper-layout (TE 1 + TD 3) caption model initialised from UniVL, for `train decoder --init`."""
     import torch
 
-    from ..captioner import CaptionConfig, CaptionModel, init_from_univl
+    from ..captioner import CaptionConfig, CaptionModel
+    from ..univl import init_from_univl
     from ..checkpoints import load_state_dict
     sd = load_state_dict(src)
     key = "decoder.embeddings.word_embeddings.weight"

@@ -174,7 +174,8 @@ def build_model(cfg: DecoderTrainConfig, video_dim: int, vocab_size: int, init: 
     max_words) to stay small; with `init`, the position tables and any width left unset (None) are
     the UniVL file's, so that its tensors fit, and `init_from_univl` copies every tensor that matches
     (the rest keeps its fresh init and is listed in the report)."""
-    from ..captioner import CaptionConfig, CaptionModel, init_from_univl
+    from ..captioner import CaptionConfig, CaptionModel
+    from ..univl import init_from_univl
     univl = _univl_sizes(init) if init is not None else {}
     hidden = cfg.hidden or univl.get("hidden", 128)
     sizes = dict(hidden=hidden,
