@@ -3,7 +3,6 @@
 import json
 from pathlib import Path
 
-import pytest
 
 from c4c.pipeline import CaptionSettings, Pipeline
 from c4c.zoo import default_zoo_dir, read_manifest

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from c4c.backbone import Backbone, VisionArch
+from c4c.backbone import VisionArch
 from c4c.captioner import CaptionConfig, CaptionModel, prepare_video
 from c4c.decoding import _beam_search_eager, beam_search, beam_search_many, beam_search_reference, greedy
 from c4c.feature_cache import FeatureCache, nbytes

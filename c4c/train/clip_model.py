@@ -16,7 +16,6 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["ClipConfig", "CLIP", "WordTokenizer", "sincos_2d"]
