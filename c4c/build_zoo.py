@@ -269,9 +269,10 @@ def _has_all(features: Path, ids) -> bool:
 def _extract(backbone_file: Path, ids, out: Path, max_frames: int, progress: bool, fresh: bool) -> None:
     from .backbone import Backbone
     from .cli.extract import extract
+    from .features_journal import remove_outputs
     from .synth import render_seconds
-    if fresh and out.exists():
-        out.unlink()  # features of an older backbone must not mix with the new one's
+    if fresh:  # features of an older backbone must not mix with the new one's (nor its unfinished journal)
+        remove_outputs(out)
     backbone = Backbone.from_file(backbone_file)
     items = [(v, lambda v=v: render_seconds(v, max_frames)) for v in ids]
     report = extract(backbone, items, out, save_every=500, progress=progress)
