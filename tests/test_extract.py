@@ -327,3 +327,25 @@ def test_extract_refuses_to_mix_backbones(tmp_path, backbone_file):
     assert main(["extract", "--backbone", str(backbone_file), "--out", str(out), "--synth", "val", "--n", "1",
                  "--quiet"]) == 2
     assert not journal_path(out).exists()  # nothing was journaled: no file left behind
+
+
+def test_ctrl_c_keeps_the_journal_and_the_function_api_resumes(tmp_path, backbone_file):
+    """The function build-zoo calls: Ctrl-C (here raised by the second loader) stops without merging,
+    the finished video stays in the journal, and the next call finishes the job."""
+    from c4c.backbone import Backbone
+    from c4c.cli.extract import Interrupted, extract
+    from c4c.synth import render_seconds
+    bb, out = Backbone.from_file(backbone_file), tmp_path / "f.npz"
+
+    def ctrl_c():
+        raise KeyboardInterrupt
+
+    items = [("val_00000", lambda: render_seconds("val_00000")), ("val_00001", ctrl_c)]
+    with pytest.raises(Interrupted) as e:
+        extract(bb, items, out, save_every=500, progress=False)
+    assert e.value.report.done == ["val_00000"] and e.value.report.interrupted
+    assert not out.exists() and len(_records(journal_path(out))) == 2
+    items[1] = ("val_00001", lambda: render_seconds("val_00001"))
+    report = extract(bb, items, out, save_every=500, progress=False)
+    assert report.skipped == ["val_00000"] and report.done == ["val_00001"] and not report.failed
+    assert sorted(load_features(out)) == ["val_00000", "val_00001"] and not journal_path(out).exists()
