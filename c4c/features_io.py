@@ -16,7 +16,6 @@ always read and written whole.
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
 import zipfile
