@@ -10,38 +10,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import CONVS, MASK_OF, golden_decoder
+from univl_fixture import fake_univl
 
 from c4c.captioner import CaptionConfig, CaptionModel, caption_loss, prepare_video
-from c4c.univl import init_from_univl
 from c4c.checkpoints import load_state_dict, read_safetensors_metadata
 from c4c.errors import CheckpointError, InputError
+from c4c.univl import init_from_univl
 
-CONVS = ("repro", "univl", "ones")
-MASK_OF = {"repro": "repro", "univl": "frames", "ones": "ones"}  # golden convention -> CaptionConfig.mask
 TOL = 1e-4  # golden README 8
-KEYS_UNIVL = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "keys_univl.txt"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The CPUs are shared: with 2 intra-op threads on a busy machine tiny ops wait on each other.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @lru_cache(maxsize=4)
 def _set(path: Path):
-    lacking = [f for f in ("config.json", "decoder.bin", "inputs.npz", "golden.npz", "golden.json") if not (path / f).is_file()]
-    if lacking:
-        pytest.skip(f"{path.name} has no {', '.join(lacking)}")
-    cfg = json.loads((path / "config.json").read_text())
-    model = CaptionModel.from_file(path / "decoder.bin", heads=cfg["num_attention_heads"],
-                                   max_frames=cfg["max_frames"], max_words=cfg["max_words"])
-    inputs = {k: torch.from_numpy(v) for k, v in np.load(path / "inputs.npz").items()}
+    cfg, model, golden, inputs = golden_decoder(path, ("golden.npz",))
     gold = {k: torch.from_numpy(v) for k, v in np.load(path / "golden.npz").items()}
-    return cfg, model, json.loads((path / "golden.json").read_text()), gold, inputs
+    return cfg, model, golden, gold, inputs
 
 
 def _maxdiff(a, b):
@@ -226,103 +213,17 @@ def test_prepare_video_validates_and_cuts(tmp_path):
         _tiny_cfg(max_frames=41)
 
 
-def _univl_shapes(hidden, ffn, vocab, video_dim, positions, cross_positions, n_bert, n_visual, n_cross, n_dec):
-    """Key -> shape of a UniVL pretraining checkpoint (SPEC 2.4, keys_univl.txt naming) at any size."""
-    h, out = hidden, {}
-
-    def lin(name, n_out, n_in, bias=True):
-        out[f"{name}.weight"] = (n_out, n_in)
-        if bias:
-            out[f"{name}.bias"] = (n_out,)
-
-    def ln(name, n=h):
-        out[f"{name}.weight"] = (n,)
-        out[f"{name}.bias"] = (n,)
-
-    def bert_layer(p, attn=("attention.self", "attention.output")):
-        for q in ("query", "key", "value"):
-            lin(f"{p}.{attn[0]}.{q}", h, h)
-        lin(f"{p}.{attn[1]}.dense", h, h)
-        ln(f"{p}.{attn[1]}.LayerNorm")
-
-    def ffn_block(p):
-        lin(f"{p}.intermediate.dense", ffn, h)
-        lin(f"{p}.output.dense", h, ffn)
-        ln(f"{p}.output.LayerNorm")
-
-    def head(p, n_vocab, vocab_weight=True):
-        lin(f"{p}.transform.dense", h, h)
-        ln(f"{p}.transform.LayerNorm")
-        if vocab_weight:
-            out[f"{p}.decoder.weight"] = (n_vocab, h)
-        out[f"{p}.bias"] = (n_vocab,)
-
-    out["bert.embeddings.word_embeddings.weight"] = (vocab, h)
-    out["bert.embeddings.position_embeddings.weight"] = (positions, h)
-    out["bert.embeddings.token_type_embeddings.weight"] = (2, h)
-    ln("bert.embeddings.LayerNorm")
-    for i in range(n_bert):
-        bert_layer(f"bert.encoder.layer.{i}")
-        ffn_block(f"bert.encoder.layer.{i}")
-    lin("bert.pooler.dense", h, h)
-    lin("visual.embeddings.word_embeddings", h, video_dim)
-    out["visual.embeddings.position_embeddings.weight"] = (positions, h)
-    ln("visual.embeddings.LayerNorm")
-    for i in range(n_visual):
-        bert_layer(f"visual.encoder.layer.{i}")
-        ffn_block(f"visual.encoder.layer.{i}")
-    lin("visual.pooler.dense", h, h)
-    out["cross.embeddings.position_embeddings.weight"] = (cross_positions, h)
-    out["cross.embeddings.token_type_embeddings.weight"] = (2, h)
-    ln("cross.embeddings.LayerNorm")
-    for i in range(n_cross):
-        bert_layer(f"cross.encoder.layer.{i}")
-        ffn_block(f"cross.encoder.layer.{i}")
-    lin("cross.pooler.dense", h, h)
-    out["decoder.embeddings.word_embeddings.weight"] = (vocab, h)
-    out["decoder.embeddings.position_embeddings.weight"] = (positions, h)
-    ln("decoder.embeddings.LayerNorm")
-    for i in range(n_dec):
-        for a in ("slf_attn", "enc_attn"):
-            bert_layer(f"decoder.decoder.layer.{i}", (f"{a}.att", f"{a}.output"))
-        ffn_block(f"decoder.decoder.layer.{i}")
-    head("decoder.classifier.cls.predictions", vocab)
-    head("cls.predictions", vocab)
-    head("cls_visual.predictions", video_dim, vocab_weight=False)
-    out["cls_visual.predictions.weight"] = (h, video_dim)
-    lin("similarity_dense", 1, h)
-    ln("normalize_video.visual_norm2d", video_dim)
-    return out
-
-
-def _fake_univl(path, **sizes):
-    """A small random UniVL file with the real file's ties (word embedding = classifier weights)."""
-    gen = torch.Generator().manual_seed(5)
-    sd = {k: torch.randn(s, generator=gen) for k, s in _univl_shapes(**sizes).items()}
-    for k in ("decoder.embeddings.word_embeddings.weight", "decoder.classifier.cls.predictions.decoder.weight",
-              "cls.predictions.decoder.weight"):
-        sd[k] = sd["bert.embeddings.word_embeddings.weight"]
-    sd["decoder.embeddings.position_embeddings.weight"] = sd["bert.embeddings.position_embeddings.weight"]
-    # an old TF-style LayerNorm name, which the reference loader renames
+def _fake_univl(path, vocab, H, I, S3D, P, visual):
+    """A UniVL file with one LayerNorm under its old TF-style name (gamma), which the reference loader renames;
+    returns the state dict under the new names."""
+    sd = fake_univl(vocab, H, I, S3D, P, visual=visual, seed=5, scale=1.0)
     sd["decoder.embeddings.LayerNorm.gamma"] = sd.pop("decoder.embeddings.LayerNorm.weight")
     torch.save(sd, path)
     return {k.replace("gamma", "weight"): v for k, v in sd.items()}
 
 
-@pytest.mark.skipif(not KEYS_UNIVL.is_file(), reason="reference key list not available")
-def test_fake_univl_naming_equals_reference_key_list():
-    want = {}
-    for line in KEYS_UNIVL.read_text().splitlines():
-        name, shape = line.split("\t")
-        want[name] = tuple(json.loads(shape))
-    assert _univl_shapes(hidden=768, ffn=3072, vocab=30522, video_dim=1024, positions=512, cross_positions=1024,
-                         n_bert=12, n_visual=6, n_cross=2, n_dec=3) == want
-
-
 def test_init_from_univl(tmp_path):
-    sizes = dict(hidden=32, ffn=64, vocab=200, video_dim=48, positions=40, cross_positions=50, n_bert=1, n_visual=3,
-                 n_cross=1, n_dec=3)
-    src = _fake_univl(tmp_path / "univl.bin", **sizes)
+    src = _fake_univl(tmp_path / "univl.bin", vocab=200, H=32, I=64, S3D=48, P=40, visual=3)
     torch.manual_seed(1)
     model = CaptionModel(_tiny_cfg())  # 24-d input vs the file's 48-d; 2+2 layers vs the file's 3+3
     before = {k: v.clone() for k, v in model.state_dict().items()}

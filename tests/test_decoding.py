@@ -13,37 +13,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import CONVS, MASK_OF, golden_decoder
 
 from c4c.captioner import CaptionConfig, CaptionModel, prepare_video
 from c4c.cli import main as cli_main
 from c4c.decoding import beam_search, beam_search_reference, greedy
 from c4c.tokenizer import Tokenizer
 
-CONVS = ("repro", "univl", "ones")
-MASK_OF = {"repro": "repro", "univl": "frames", "ones": "ones"}  # golden convention -> CaptionConfig.mask
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The CPUs are shared: with 2 intra-op threads on a busy machine tiny ops wait on each other.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @lru_cache(maxsize=4)
 def _set(path: Path):
-    lacking = [f for f in ("config.json", "decoder.bin", "inputs.npz", "golden.json", "vocab.txt") if not (path / f).is_file()]
-    if lacking:
-        pytest.skip(f"{path.name} has no {', '.join(lacking)}")
-    cfg = json.loads((path / "config.json").read_text())
-    model = CaptionModel.from_file(path / "decoder.bin", heads=cfg["num_attention_heads"],
-                                   max_frames=cfg["max_frames"], max_words=cfg["max_words"])
-    inputs = {k: torch.from_numpy(v) for k, v in np.load(path / "inputs.npz").items()}
-    tok = Tokenizer.from_file(path / "vocab.txt")
-    return cfg, model, json.loads((path / "golden.json").read_text()), inputs, tok
+    cfg, model, golden, inputs = golden_decoder(path, ("vocab.txt",))
+    return cfg, model, golden, inputs, Tokenizer.from_file(path / "vocab.txt")
 
 
 def _beam(cfg) -> int:

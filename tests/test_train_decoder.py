@@ -13,10 +13,16 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from univl_fixture import fake_univl, univl_shapes
 
 from c4c.cli import main
 from c4c.tokenizer import Tokenizer
-from c4c.train.caption_data import CaptionBatch, caption_loss, encode_caption, load_annotations
+from c4c.train.caption_data import (
+    CaptionBatch,
+    caption_loss,
+    encode_caption,
+    load_annotations,
+)
 from c4c.train.decoder import DecoderTrainConfig, build_model, read_metadata
 from c4c.train.vocab import SPECIALS, build_vocab, write_vocab
 
@@ -25,78 +31,6 @@ COLOURS = ("red", "green", "blue", "yellow")
 SHAPES = ("ball", "box", "star")
 VERBS = ("moves left", "moves right", "spins", "grows")
 D = 16  # feature width of the fixture (CLIP's 512 in miniature)
-
-
-def _bert_layer(prefix: str, H: int, I: int) -> dict[str, tuple]:
-    out = {}
-    for n in ("query", "key", "value"):
-        out[f"{prefix}.attention.self.{n}.weight"] = (H, H)
-        out[f"{prefix}.attention.self.{n}.bias"] = (H,)
-    out |= {f"{prefix}.attention.output.dense.weight": (H, H), f"{prefix}.attention.output.dense.bias": (H,),
-            f"{prefix}.attention.output.LayerNorm.weight": (H,), f"{prefix}.attention.output.LayerNorm.bias": (H,),
-            f"{prefix}.intermediate.dense.weight": (I, H), f"{prefix}.intermediate.dense.bias": (I,),
-            f"{prefix}.output.dense.weight": (H, I), f"{prefix}.output.dense.bias": (H,),
-            f"{prefix}.output.LayerNorm.weight": (H,), f"{prefix}.output.LayerNorm.bias": (H,)}
-    return out
-
-
-def _head(prefix: str, H: int) -> dict[str, tuple]:
-    return {f"{prefix}.transform.dense.weight": (H, H), f"{prefix}.transform.dense.bias": (H,),
-            f"{prefix}.transform.LayerNorm.weight": (H,), f"{prefix}.transform.LayerNorm.bias": (H,)}
-
-
-def univl_shapes(H=768, I=3072, V=30522, S3D=1024, P=512, CP=1024, bert=12, visual=6, cross=2, dec=3) -> dict[str, tuple]:
-    """Key -> shape of a UniVL pretrain state dict (SPEC 2.4), parametrised by size."""
-    s: dict[str, tuple] = {"bert.embeddings.word_embeddings.weight": (V, H), "bert.embeddings.position_embeddings.weight": (P, H),
-                           "bert.embeddings.token_type_embeddings.weight": (2, H), "bert.embeddings.LayerNorm.weight": (H,),
-                           "bert.embeddings.LayerNorm.bias": (H,)}
-    for i in range(bert):
-        s |= _bert_layer(f"bert.encoder.layer.{i}", H, I)
-    s |= {"bert.pooler.dense.weight": (H, H), "bert.pooler.dense.bias": (H,),
-          "visual.embeddings.word_embeddings.weight": (H, S3D), "visual.embeddings.word_embeddings.bias": (H,),
-          "visual.embeddings.position_embeddings.weight": (P, H), "visual.embeddings.LayerNorm.weight": (H,),
-          "visual.embeddings.LayerNorm.bias": (H,)}
-    for i in range(visual):
-        s |= _bert_layer(f"visual.encoder.layer.{i}", H, I)
-    s |= {"visual.pooler.dense.weight": (H, H), "visual.pooler.dense.bias": (H,),
-          "cross.embeddings.position_embeddings.weight": (CP, H), "cross.embeddings.token_type_embeddings.weight": (2, H),
-          "cross.embeddings.LayerNorm.weight": (H,), "cross.embeddings.LayerNorm.bias": (H,)}
-    for i in range(cross):
-        s |= _bert_layer(f"cross.encoder.layer.{i}", H, I)
-    s |= {"cross.pooler.dense.weight": (H, H), "cross.pooler.dense.bias": (H,),
-          "decoder.embeddings.word_embeddings.weight": (V, H), "decoder.embeddings.position_embeddings.weight": (P, H),
-          "decoder.embeddings.LayerNorm.weight": (H,), "decoder.embeddings.LayerNorm.bias": (H,)}
-    for i in range(dec):
-        p = f"decoder.decoder.layer.{i}"
-        for att in ("slf_attn", "enc_attn"):
-            for n in ("query", "key", "value"):
-                s[f"{p}.{att}.att.{n}.weight"] = (H, H)
-                s[f"{p}.{att}.att.{n}.bias"] = (H,)
-            s |= {f"{p}.{att}.output.dense.weight": (H, H), f"{p}.{att}.output.dense.bias": (H,),
-                  f"{p}.{att}.output.LayerNorm.weight": (H,), f"{p}.{att}.output.LayerNorm.bias": (H,)}
-        s |= {f"{p}.intermediate.dense.weight": (I, H), f"{p}.intermediate.dense.bias": (I,),
-              f"{p}.output.dense.weight": (H, I), f"{p}.output.dense.bias": (H,),
-              f"{p}.output.LayerNorm.weight": (H,), f"{p}.output.LayerNorm.bias": (H,)}
-    s |= _head("decoder.classifier.cls.predictions", H)
-    s |= {"decoder.classifier.cls.predictions.decoder.weight": (V, H), "decoder.classifier.cls.predictions.bias": (V,)}
-    s |= _head("cls.predictions", H) | {"cls.predictions.decoder.weight": (V, H), "cls.predictions.bias": (V,)}
-    s |= _head("cls_visual.predictions", H) | {"cls_visual.predictions.weight": (H, S3D), "cls_visual.predictions.bias": (S3D,)}
-    s |= {"similarity_dense.weight": (1, H), "similarity_dense.bias": (1,),
-          "normalize_video.visual_norm2d.weight": (S3D,), "normalize_video.visual_norm2d.bias": (S3D,)}
-    return s
-
-
-def fake_univl(vocab_size: int, H=32, I=64, S3D=24, P=64) -> dict[str, torch.Tensor]:
-    """A small random UniVL state dict with the real file's tying (BERT word embedding shared)."""
-    g = torch.Generator().manual_seed(7)
-    sd = {k: torch.randn(shape, generator=g) * 0.05
-          for k, shape in univl_shapes(H, I, vocab_size, S3D, P, 2 * P, bert=1, visual=2, cross=1, dec=3).items()}
-    word = sd["bert.embeddings.word_embeddings.weight"]
-    for k in ("decoder.embeddings.word_embeddings.weight", "decoder.classifier.cls.predictions.decoder.weight",
-              "cls.predictions.decoder.weight"):
-        sd[k] = word
-    sd["decoder.embeddings.position_embeddings.weight"] = sd["bert.embeddings.position_embeddings.weight"]
-    return sd
 
 
 @pytest.mark.skipif(not KEYS_UNIVL.is_file(), reason="shared/reference/keys_univl.txt not present")
