@@ -198,10 +198,11 @@ def _reference_pipeline(pipe, video: Path, cfg: BenchConfig):
     return tm, ids, texts, len(feats)
 
 
-def c4c_pipeline(pipe, video: Path, cfg: BenchConfig):
-    """(timings, token ids per decoder, texts, frames encoded) of c4c's own path: Pipeline.features + caption_features."""
+def c4c_pipeline(pipe, video: Path, cfg: BenchConfig, precision: str = "fp32"):
+    """(timings, token ids per decoder, texts, frames encoded) of c4c's own path: Pipeline.features +
+    caption_features, with the decoders at `precision` (CaptionSettings.precision)."""
     from c4c.pipeline import CaptionSettings
-    settings = CaptionSettings(beam=cfg.beam, max_frames=cfg.max_frames, max_words=cfg.max_words)
+    settings = CaptionSettings(beam=cfg.beam, max_frames=cfg.max_frames, max_words=cfg.max_words, precision=precision)
     tm: dict[str, float] = {}
     t0 = time.perf_counter()
     _, feats = pipe.features(video, settings, tm)
@@ -214,9 +215,11 @@ def _median(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
-def precision_report(pipe, video: Path, cfg: BenchConfig) -> dict:
-    """Captioning time of all decoders per precision on the benchmark video, and each opt-in's share
-    of captions identical to fp32 on the shipped zoo's test split (when that zoo and its features exist)."""
+def precision_report(pipe, video: Path, cfg: BenchConfig, reference_s: float) -> dict:
+    """Captioning time of all decoders per precision on the benchmark video, c4c's end-to-end time
+    with int8 decoders (and its ratio to the reference-style median `reference_s`), and each opt-in's
+    share of captions identical to fp32 on the shipped zoo's test split (when that zoo and its
+    features exist)."""
     from c4c.captioner import prepare_video
     from c4c.decoding import beam_search_many
     from c4c.pipeline import CaptionSettings
@@ -238,6 +241,11 @@ def precision_report(pipe, video: Path, cfg: BenchConfig) -> dict:
         ids[prec] = [h[0].ids for h in hyps]
     out["same_tokens_as_fp32_on_bench_video"] = {p: sum(a == b for a, b in zip(ids[p], ids["fp32"])) / len(ids[p])
                                                  for p in ("int8", "bf16")}
+    # int8 end to end: the whole c4c path (decode .. vote) with int8 decoders; bf16 is left out, it
+    # is slower than fp32 on CPUs without native bf16 matmul.
+    e2e = [c4c_pipeline(pipe, video, cfg, "int8")[0]["total"] for _ in range(max(1, min(cfg.runs, 3)))]
+    out["end_to_end_int8_s"] = round(_median(e2e), 4)
+    out["ratio_int8"] = round(reference_s / out["end_to_end_int8_s"], 2) if reference_s > 0 else None
     out["agreement"] = shipped_zoo_agreement(cfg)
     return out
 
@@ -323,7 +331,7 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
         "load_avg": [round(x, 2) for x in os.getloadavg()],
     }
     if cfg.precision:
-        result["precision"] = precision_report(pipe, video, cfg)
+        result["precision"] = precision_report(pipe, video, cfg, e2e["reference_s"])
     return result
 
 
@@ -349,6 +357,8 @@ def format_result(res: dict) -> str:
         times = ", ".join(f"{k} {v:.3f} s" for k, v in p["captioning_s"].items())
         lines.append(f"captioning, all decoders, by precision: {times}")
         lines.append(f"  same tokens as fp32 on the bench video (random weights): {p['same_tokens_as_fp32_on_bench_video']}")
+        ratio = "" if p["ratio_int8"] is None else f" ({p['ratio_int8']:.2f}x the reference-style pipeline)"
+        lines.append(f"  end to end with int8 decoders: {p['end_to_end_int8_s']:.3f} s{ratio}")
         lines.append(f"  agreement with fp32 on the shipped zoo: {p['agreement']}")
     return "\n".join(lines)
 
@@ -368,6 +378,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--precision", action="store_true", help="also time int8/bf16 and measure their caption agreement")
     ap.add_argument("--reference-threads", type=int, help="intra-op threads of the reference-style run "
                     "(default: PyTorch's, one per core, as the reference code runs)")
+    ap.add_argument("--agreement-features", type=Path, default=None,
+                    help="features of the shipped zoo's test split for --precision's agreement (default "
+                         "build/zoo/features.npz; `python -m c4c extract --synth test` makes them)")
     ap.add_argument("--tiny", action="store_true", help="tiny models and video: checks the harness, not the speed")
     ap.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
@@ -378,6 +391,8 @@ def run_args(args) -> int:
     cfg = replace(cfg, max_frames=args.max_frames if not args.tiny else cfg.max_frames, runs=args.runs,
                   keyframes=args.keyframes, precision=args.precision,
                   reference_threads=getattr(args, "reference_threads", None))
+    if getattr(args, "agreement_features", None) is not None:
+        cfg = replace(cfg, agreement_features=args.agreement_features)
     log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if args.json else (lambda *a: print(*a, flush=True))
     res = run_bench(cfg, log)
     print(json.dumps(res) if args.json else format_result(res))

@@ -34,6 +34,9 @@ class CaptionSettings:
     fps_mode: str = "exact"          # "exact" (t = 0, 1, 2 s) or "reference" (int-truncated fps, SPEC 1.1)
     max_words: int | None = None     # cap on generated tokens; None = each decoder's own setting
     max_duration_s: float | None = None  # refuse longer videos (the app sets this)
+    # Decoder arithmetic: "fp32" (default; tokens identical to the reference code) or the opt-ins
+    # "int8" / "bf16", faster or smaller but not always the same caption (benchmarks/README.md).
+    precision: str = "fp32"
 
     def check(self, available: list[str]) -> None:
         if self.metric not in METRIC_NAMES:
@@ -42,6 +45,9 @@ class CaptionSettings:
             raise InputError(f"beam size must be between 1 and 20, got {self.beam}")
         if not 1 <= self.max_frames <= 512:
             raise InputError(f"max_frames must be between 1 and 512, got {self.max_frames}")
+        from .kernels import PRECISIONS
+        if self.precision not in PRECISIONS:
+            raise InputError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if self.fps_mode not in ("exact", "reference"):
             raise InputError(f"fps_mode must be 'exact' or 'reference', got {self.fps_mode!r}")
         if self.decoders is not None:
@@ -134,7 +140,7 @@ class Pipeline:
         inputs = [prepare_video(feats_t, m.cfg) for m in models]
         hyps = [h[0] for h in beam_search_many(models, [v.to(self.device) for v, _ in inputs],
                                                [m.to(self.device) for _, m in inputs], beam=settings.beam,
-                                               max_words=settings.max_words)]
+                                               max_words=settings.max_words, precision=settings.precision)]
         timings["captioning"] = time.perf_counter() - t
         if progress:
             progress(0.9, "ensemble vote")

@@ -62,6 +62,17 @@ def test_decoder_subset_and_bad_settings(pipe):
         pipe.caption("/nonexistent/video.mp4")
 
 
+def test_reduced_precision_is_an_opt_in_recorded_in_the_result(pipe):
+    fp32 = pipe.caption(BIKES, CaptionSettings(max_frames=4, beam=3))
+    int8 = pipe.caption(BIKES, CaptionSettings(max_frames=4, beam=3, precision="int8"))
+    assert fp32.settings["precision"] == "fp32" and int8.settings["precision"] == "int8"
+    assert int8.timestamps == fp32.timestamps and len(int8.captions) == 5
+    for c in int8.captions:  # int8 decoders still produce real captions of the zoo's vocabulary
+        assert c.token_ids and pipe.zoo.tokenizer.decode(c.token_ids) == c.caption
+    with pytest.raises(InputError, match="unknown precision 'fp8'"):
+        pipe.caption(BIKES, CaptionSettings(precision="fp8"))
+
+
 def test_caption_cli_table_json_and_errors(small_zoo, tmp_path):
     env = {**os.environ, "C4C_ZOO": str(small_zoo)}
     run = lambda *a: subprocess.run([sys.executable, "-m", "c4c", "caption", *a], capture_output=True, text=True,
@@ -72,7 +83,10 @@ def test_caption_cli_table_json_and_errors(small_zoo, tmp_path):
     p = run(BIKES, "--max-frames", "3", "--json", "--metric", "rouge")
     assert p.returncode == 0, p.stderr
     r = CaptionResult.from_json(p.stdout.strip())
-    assert r.metric == "rouge" and len(r.captions) == 5
+    assert r.metric == "rouge" and len(r.captions) == 5 and r.settings["precision"] == "fp32"
+    p = run(BIKES, "--max-frames", "3", "--json", "--precision", "int8")
+    assert p.returncode == 0, p.stderr
+    assert CaptionResult.from_json(p.stdout.strip()).settings["precision"] == "int8"
     bad = tmp_path / "bad.mp4"
     bad.write_text("not a video")
     p = run(str(bad))

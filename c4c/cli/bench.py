@@ -45,6 +45,9 @@ def add_parser(sub) -> None:
     p.add_argument("--precision", action="store_true", help="also time int8/bf16 and measure their caption agreement")
     p.add_argument("--reference-threads", type=int, help="intra-op threads of the reference-style run "
                    "(default: PyTorch's, one per core, as the reference code runs)")
+    p.add_argument("--agreement-features", type=Path, default=None,
+                   help="features of the shipped zoo's test split for --precision's agreement (default "
+                        "build/zoo/features.npz; `python -m c4c extract --synth test` makes them)")
     p.add_argument("--tiny", action="store_true", help="tiny models and video: checks the harness, not the speed")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(func=run)

@@ -29,6 +29,10 @@ def add_parser(sub) -> None:
     p.add_argument("--decoders", default=None, help="comma-separated decoder names (default: all)")
     p.add_argument("--fps-mode", default="exact", choices=["exact", "reference"],
                    help="frame times: exact seconds, or the reference code's integer-truncated fps")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "int8", "bf16"],
+                   help="decoder arithmetic: fp32 (default, the reference's tokens) or the opt-ins int8 (CPU: "
+                        "~4x less weight traffic) and bf16; the opt-ins change some captions "
+                        "(agreement measured in benchmarks/README.md)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.add_argument("--json", action="store_true", help="print the result JSON (one line per video)")
     b = p.add_argument_group("batch runs (need --out)")
@@ -77,7 +81,7 @@ def _settings(args):
     from ..pipeline import CaptionSettings
     decoders = tuple(d.strip() for d in args.decoders.split(",")) if args.decoders else None
     return CaptionSettings(metric=args.metric, beam=args.beam, max_frames=args.max_frames,
-                           decoders=decoders, fps_mode=args.fps_mode)
+                           decoders=decoders, fps_mode=args.fps_mode, precision=args.precision)
 
 
 def _expand(args_videos: list[str]) -> list[str]:
