@@ -328,6 +328,9 @@ def beam_search_many(models: list[CaptionModel], videos: list, video_masks: list
     argmax = beam == 1
     words = [_check(m, v, vm, beam, max_words) for m, v, vm in zip(models, videos, video_masks)]
     kind = "fast" if all(v.device.type == "cpu" for v in videos) else "eager"
+    if kind != "fast" and precision != "fp32":  # the opt-ins are CPU kernels: never record one not run
+        raise InputError(f"precision {precision!r} is a CPU opt-in; on {videos[0].device.type} the decoders run "
+                         "in fp32 (use --precision fp32 or --device cpu)")
     gens = [_job(kind, m, v, vm, beam, w, suppress_eos, bos_id, eos_id, argmax, precision)
             for m, v, vm, w in zip(models, videos, video_masks, words)]
     if kind != "fast":

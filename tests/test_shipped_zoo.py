@@ -32,3 +32,32 @@ def test_shipped_zoo_captions_an_example():
     vocab = {w for refs in examples.values() for ref in refs["captions"] for w in ref.split()}
     assert set(r.caption.split()) <= vocab  # it learned the captions' language, not noise
     assert r.zoo["name"] == "demo"
+
+
+def test_the_shipped_table_is_what_the_zoo_scores(tmp_path):
+    """The README's re-scoring commands, run as a user would: regenerate the test split's captions,
+    extract its features with the shipped backbone, evaluate the shipped decoders. The result must be
+    the evaluation table stored in the manifest (and printed in the README), up to last-digit beam
+    flips from another CPU's float rounding (identical on the machines this was run on)."""
+    import subprocess
+    import sys
+    run = lambda *a: subprocess.run([sys.executable, "-m", "c4c", *a], cwd=ROOT, capture_output=True,  # noqa: E731
+                                    text=True, timeout=900)
+    ann, feats = tmp_path / "MSRVTT_data.json", tmp_path / "test.npz"
+    for args in (("synth", "--annotations", str(ann)),
+                 ("extract", "--synth", "test", "--backbone", "weights/demo/backbone.safetensors", "--out", str(feats),
+                  "--quiet")):
+        p = run(*args)
+        assert p.returncode == 0, p.stderr[-2000:]
+    p = run("evaluate", "--zoo", "weights/demo", "--features", str(feats), "--annotations", str(ann), "--json",
+            "--quiet")
+    assert p.returncode == 0, p.stderr[-2000:]
+    got = json.loads(p.stdout)
+    want = read_manifest(default_zoo_dir())["evaluation"]
+    assert [r["name"] for r in got["rows"]] == [r["name"] for r in want["rows"]]
+    for g, w in zip(got["rows"], want["rows"]):
+        for k in ("bleu4", "meteor", "rouge_l", "cider"):
+            assert abs(g[k] - w[k]) <= 0.3, (g["name"], k, g[k], w[k])
+    assert abs(got["disagreement"] - want["disagreement"]) <= 0.01
+    singles = [r["cider"] for r in got["rows"] if r["kind"] == "single"]
+    assert next(r["cider"] for r in got["rows"] if r["name"].startswith("ensemble (CIDEr-D")) > max(singles)
