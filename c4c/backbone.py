@@ -11,8 +11,8 @@ from a config, offline; the embedding is ``ln_post(CLS) @ proj``, not L2-normali
 `embed` on CPU in float32 runs `_FastViT` on the same weights: the patch convolution as one matrix
 product, fused q/k/v, every linear layer on prepacked weights (`kernels.Linear`), PyTorch's fused
 attention, and in the last block only the class token goes past attention (the embedding reads
-nothing else). Frames are split over worker threads with one
-intra-op thread each (`kernels.parallel_map`). Embeddings equal the transformers model's to ~1e-5.
+nothing else). Frames are split over worker threads with one intra-op thread each
+(`kernels.parallel_map`). Embeddings equal the transformers model's to ~1e-5.
 """
 
 from __future__ import annotations
