@@ -1,6 +1,8 @@
 """The default zoo that ships in weights/demo: what it says it is, what it scored, and that it runs."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 
@@ -39,8 +41,6 @@ def test_the_shipped_table_is_what_the_zoo_scores(tmp_path):
     extract its features with the shipped backbone, evaluate the shipped decoders. The result must be
     the evaluation table stored in the manifest (and printed in the README), up to last-digit beam
     flips from another CPU's float rounding (identical on the machines this was run on)."""
-    import subprocess
-    import sys
     run = lambda *a: subprocess.run([sys.executable, "-m", "c4c", *a], cwd=ROOT, capture_output=True,  # noqa: E731
                                     text=True, timeout=900)
     ann, feats = tmp_path / "MSRVTT_data.json", tmp_path / "test.npz"
