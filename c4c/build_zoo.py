@@ -68,6 +68,7 @@ class ZooRecipe:
     workers: int = 5                                       # decoders trained at once, 1 thread each: the
                                                            # OS shares the cores, so they finish together
     max_frames: int = 20                                   # frames per video fed to the decoders
+    render_workers: int = 1                                # processes rendering backbone clips ahead (0: inline)
 
 
 _FULL_BASE = DecoderTrainConfig(hidden=128, heads=2, ffn=512, dropout=0.1, lr=1e-3, batch_size=64,
@@ -75,8 +76,8 @@ _FULL_BASE = DecoderTrainConfig(hidden=128, heads=2, ffn=512, dropout=0.1, lr=1e
 FULL = ZooRecipe(counts=SplitCounts(), backbone=BackboneTrainConfig(), decoders=_variants(_FULL_BASE, (3, 3, 3, 5, 2)))
 _TINY_BASE = DecoderTrainConfig(hidden=32, heads=1, ffn=64, lr=5e-3, batch_size=32, captions_per_video=8, threads=1)
 TINY = ZooRecipe(counts=SplitCounts(60, 10, 10),
-                 backbone=replace(TINY_BACKBONE, videos=60, val_videos=10),
-                 decoders=_variants(_TINY_BASE, (5, 7, 5, 10, 3)), beam=2, workers=2)
+                 backbone=replace(TINY_BACKBONE, vocab_videos=60, val_videos=10),
+                 decoders=_variants(_TINY_BASE, (5, 7, 5, 10, 3)), beam=2, workers=2, render_workers=0)
 RECIPES = {"full": FULL, "tiny": TINY}
 
 
@@ -191,7 +192,8 @@ def build_zoo(out: str | Path, work: str | Path, recipe: ZooRecipe = FULL, size:
     backbone_file = p.backbone_dir / "backbone.safetensors"
     if stage("backbone", backbone_file.is_file() and _same_backbone_config(p.backbone_dir, recipe.backbone)):
         from .train.backbone import train_backbone
-        timed("backbone", train_backbone, p.backbone_dir, recipe.backbone, p.work / "cache", progress=progress)
+        timed("backbone", train_backbone, p.backbone_dir, recipe.backbone, p.work / "cache", progress=progress,
+              workers=recipe.render_workers)
 
     fresh = first_redo[0] <= STAGES.index("backbone")  # a new backbone: old features must go
     if stage("features", p.features.is_file() and _has_all(p.features, ann.videos)):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from c4c.train.backbone import TINY, contrastive_loss, epoch_order, retrieval_metrics, train_backbone
+from c4c.train.backbone import TINY, contrastive_loss, retrieval_metrics, train_backbone
 from c4c.train.clip_model import CLIP, ClipConfig, WordTokenizer
 
 @pytest.fixture(autouse=True)
@@ -84,18 +84,6 @@ def test_retrieval_metrics():
     assert shifted["t2v_r1"] == 0.0 and shifted["t2v_medr"] == 2.0 and shifted["t2v_r5"] == 100.0
 
 
-def test_epoch_order_groups_hard_negatives():
-    keys = list("rrrrrrgggggbbbbbbbyyy") * 3  # 18 r, 15 g, 21 b, 9 y: not multiples of the group
-    order = epoch_order(np.random.default_rng(0), keys, group=4)
-    assert sorted(order.tolist()) == list(range(len(keys)))  # every video once per epoch
-    runs = [[keys[i] for i in order[j:j + 4]] for j in range(0, len(order), 4)]
-    n_full = 18 // 4 + 15 // 4 + 21 // 4 + 9 // 4
-    assert all(len(set(r)) == 1 for r in runs[:n_full])  # aligned runs of one colour; leftovers last
-    assert len({r[0] for r in runs[:6]}) > 1  # and runs of different colours follow each other
-    plain = epoch_order(np.random.default_rng(0), keys, group=0)
-    assert sorted(plain.tolist()) == list(range(len(keys)))
-
-
 def test_contrastive_loss_learns_a_batch():
     torch.manual_seed(0)
     tok = WordTokenizer.from_captions([f"caption number {i}" for i in range(8)])
@@ -117,9 +105,10 @@ def test_contrastive_loss_learns_a_batch():
 def test_tiny_training_run_writes_a_backbone_the_loader_reads_exactly(tmp_path):
     from c4c.backbone import Backbone
     from c4c.checkpoints import load_state_dict, read_safetensors_metadata
-    report = train_backbone(tmp_path, TINY, cache_dir=tmp_path / "cache", progress=False)
-    assert len(report["history"]) == TINY.epochs
+    report = train_backbone(tmp_path, TINY, cache_dir=tmp_path / "cache", progress=False, workers=0)
+    assert [h["step"] for h in report["history"]] == list(range(TINY.eval_every, TINY.steps + 1, TINY.eval_every))
     assert all(np.isfinite(h["loss"]) for h in report["history"])
+    assert set(report["final"]["probe"]) >= {"shape", "colour", "pos_px", "turn_deg"}  # the held-out read-out
     assert 0 <= report["final"]["t2v_r1"] <= 100
     meta = read_safetensors_metadata(tmp_path / "clip_full.safetensors")
     assert meta["format"] == "c4c-clip-full" and "ball" in meta["vocab"]
@@ -139,25 +128,25 @@ def test_tiny_training_run_writes_a_backbone_the_loader_reads_exactly(tmp_path):
 def test_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
     import c4c.train.backbone as tb
     from c4c.checkpoints import load_state_dict
-    cfg = replace(TINY, videos=12, val_videos=4, epochs=2, batch_videos=6,
+    cfg = replace(TINY, steps=6, eval_every=3, vocab_videos=12, val_videos=4, probe_videos=4, batch_videos=6,
                   model=replace(TINY.model, image_size=16, patch=8))
-    tb.train_backbone(tmp_path / "a", cfg, cache_dir=tmp_path / "cache", progress=False)
+    tb.train_backbone(tmp_path / "a", cfg, cache_dir=tmp_path / "cache", progress=False, workers=0)
     real = tb._evaluate
     calls = []
 
-    def stop_in_second_epoch(*a, **k):
+    def stop_at_the_second_check(*a, **k):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(tb, "_evaluate", stop_in_second_epoch)
+    monkeypatch.setattr(tb, "_evaluate", stop_at_the_second_check)
     with pytest.raises(KeyboardInterrupt):
-        tb.train_backbone(tmp_path / "b", cfg, cache_dir=tmp_path / "cache", progress=False)
+        tb.train_backbone(tmp_path / "b", cfg, cache_dir=tmp_path / "cache", progress=False, workers=0)
     assert (tmp_path / "b" / "resume.pt").exists() and not (tmp_path / "b" / "backbone.safetensors").exists()
     monkeypatch.setattr(tb, "_evaluate", real)
-    report = tb.train_backbone(tmp_path / "b", cfg, cache_dir=tmp_path / "cache", progress=False)
-    assert len(report["history"]) == 2 and not (tmp_path / "b" / "resume.pt").exists()
+    report = tb.train_backbone(tmp_path / "b", cfg, cache_dir=tmp_path / "cache", progress=False, workers=0)
+    assert [h["step"] for h in report["history"]] == [3, 6] and not (tmp_path / "b" / "resume.pt").exists()
     a, b = (load_state_dict(tmp_path / d / "clip_full.safetensors") for d in "ab")
     assert all(torch.equal(a[k], b[k]) for k in a)  # resuming is exact, not just close
 
@@ -167,8 +156,8 @@ def test_cli_registers_backbone_subcommand(tmp_path):
     from c4c.train.backbone import add_cli
     parser = argparse.ArgumentParser()
     add_cli(parser.add_subparsers())
-    args = parser.parse_args(["backbone", "--out", str(tmp_path), "--tiny", "--epochs", "3", "--seed", "7"])
-    assert args.tiny and args.epochs == 3 and args.seed == 7 and callable(args.func)
+    args = parser.parse_args(["backbone", "--out", str(tmp_path), "--tiny", "--steps", "3", "--seed", "7"])
+    assert args.tiny and args.steps == 3 and args.seed == 7 and callable(args.func)
     args = build_parser().parse_args(["train", "backbone", "--out", str(tmp_path), "--width", "128"])
     assert args.width == 128 and args.func.__module__ == "c4c.train.backbone"  # via `python -m c4c train`
 

@@ -1,15 +1,24 @@
-"""`python -m c4c train backbone`: CLIP4Clip meanP contrastive training of a small CLIP from scratch
-on c4c's synthetic videos (the paper's step 1, in miniature, through the real-size code paths).
+"""`python -m c4c train backbone`: pre-training of a small CLIP from scratch on c4c's synthetic
+videos (the paper's step 1, in miniature, through the real-size code paths).
 
-Per step: a batch of videos, a few random 1-fps frames of each and one random reference caption of
-each. Frame embeddings are L2-normalised, averaged over each video's frames and re-normalised
-(meanP); the loss is symmetric InfoNCE over the batch with a learnable temperature, clamped to
-logit scale <= ln 100 as CLIP4Clip does. AdamW, linear warm-up then cosine decay. Text-to-video
-retrieval R@1/R@5 on the val split after every epoch.
+Every step sees clips that no earlier step saw (`clip_stream`): a batch of new videos, a few random
+frames of each and one random reference caption of each. Two losses:
+
+- CLIP4Clip meanP: frame embeddings L2-normalised, averaged over each video's frames and
+  re-normalised; symmetric InfoNCE over the batch with a learnable temperature, clamped to logit
+  scale <= ln 100 as CLIP4Clip does. This trains the text tower too.
+- Frame read-out (`frame_heads`, weight `frame_loss`): linear heads on each frame embedding read
+  the visible shapes, colours, positions, sizes and orientations. Contrastive training alone left
+  shape and position undecodable (docs/synthetic-data.md), and the caption decoders need them.
+- Patch shapes (weight `patch_loss`): each patch token names the shape covering it, a dense
+  signal that makes the from-scratch ViT learn outlines many times faster than a per-frame label.
+
+AdamW, linear warm-up then cosine decay. Every `eval_every` steps: text-to-video retrieval on the
+val split, the heads' scores on held-out probe clips, and a resume checkpoint.
 
 Writes to --out: `clip_full.safetensors` (both towers, OpenAI keys, metadata: config, vocabulary,
 provenance), `backbone.safetensors` (the image tower only, written by `c4c.backbone.Backbone`, the
-file the zoo ships) and `backbone_train.json` (settings, per-epoch metrics, timings).
+file the zoo ships) and `backbone_train.json` (settings, the probe/retrieval curve, timings).
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from ..preprocess import normalize
 from .backbone_data import FrameSet, load_or_build
 from .clip_model import CLIP, ClipConfig, WordTokenizer
 
-__all__ = ["BackboneTrainConfig", "TINY", "train_backbone", "epoch_order", "contrastive_loss", "embed_videos", "retrieval_metrics",
+__all__ = ["BackboneTrainConfig", "TINY", "train_backbone", "contrastive_loss", "embed_videos", "retrieval_metrics",
            "add_cli"]
 
 FULL_FORMAT = "c4c-clip-full"
@@ -38,24 +47,26 @@ FULL_FORMAT = "c4c-clip-full"
 @dataclass(frozen=True)
 class BackboneTrainConfig:
     """Everything that decides the trained weights (the seed included)."""
-    videos: int = 3000            # training videos: train_00000 .. (a prefix of the train split)
-    val_videos: int = 300         # val videos for the per-epoch retrieval check
-    epochs: int = 30              # 46 steps each: ~1,400 steps (the first ~80 are a plateau)
-    batch_videos: int = 64        # videos (= captions) per contrastive batch: more, cheaper steps
-    frames_per_video: int = 2     # random 1-fps frames per video per step (meanP over them)
+    steps: int = 4000             # optimiser steps; each sees batch_videos clips never seen before
+    batch_videos: int = 64        # videos (= captions) per contrastive batch
+    frames_per_video: int = 2     # random frames per video per step (meanP over them)
+    frame_loss: float = 1.0       # weight of the per-frame read-out heads (0: contrastive only)
+    patch_loss: float = 1.0       # weight of the per-patch shape target (0: off)
     lr: float = 2e-3              # peak AdamW learning rate (tiny models from scratch like it high)
     weight_decay: float = 0.1     # on matrices only, not on gains, biases, embeddings, temperature
     warmup: float = 0.05          # fraction of all steps spent warming up linearly
-    group_size: int = 0           # > 1: runs of this many videos per batch share their first shape's
-                                  # colour (hard negatives); 0 = random batches, as CLIP4Clip. On 1,000
-                                  # videos, 16 did not make shape linearly decodable (probe), so off
     p_jpeg: float = 0.5           # fraction of frames JPEG round-tripped (mimics H.264 at inference)
+    vocab_videos: int = 3000      # the text tower's words come from the captions of train_00000..
+    val_videos: int = 300         # val videos for the retrieval check
+    probe_videos: int = 256       # held-out probe clips (2 frames each) for the read-out scores
+    eval_every: int = 500         # steps between checks (and resume checkpoints)
     seed: int = 0
     model: ClipConfig = field(default_factory=ClipConfig)
 
 
 # The CI configuration: seconds, not minutes, and still a real training run.
-TINY = BackboneTrainConfig(videos=60, val_videos=10, epochs=2, batch_videos=20, frames_per_video=2, lr=2e-3,
+TINY = BackboneTrainConfig(steps=24, batch_videos=16, frames_per_video=2, lr=2e-3, vocab_videos=60, val_videos=10,
+                           probe_videos=16, eval_every=12,
                            model=ClipConfig(image_size=32, patch=8, width=64, layers=1, embed_dim=64,
                                             text_width=64, text_layers=1))
 
@@ -80,26 +91,13 @@ def _mean_pool(frame_emb: torch.Tensor, video_of: torch.Tensor, n_videos: int) -
     return F.normalize(sums, dim=-1)
 
 
-def epoch_order(rng: np.random.Generator, keys: list[str], group: int) -> np.ndarray:
-    """A permutation of range(len(keys)) in which consecutive runs of `group` videos share a key
-    (hard negatives inside each batch); runs are shuffled, so a batch mixes several keys. Each
-    key's leftover (< group) goes to the end, so runs stay aligned with batches of k * group."""
-    if group <= 1:
-        return rng.permutation(len(keys))
-    by_key: dict[str, list[int]] = {}
-    for i in rng.permutation(len(keys)):
-        by_key.setdefault(keys[i], []).append(int(i))
-    runs = [idx[j:j + group] for k in sorted(by_key) for idx in (by_key[k],) for j in range(0, len(idx), group)]
-    full = [r for r in runs if len(r) == group]
-    rest = [i for r in runs if len(r) < group for i in r]
-    return np.asarray([i for r in rng.permutation(len(full)) for i in full[r]] + rest, dtype=np.int64)
-
-
-def contrastive_loss(model: CLIP, pixels: torch.Tensor, video_of: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+def contrastive_loss(model: CLIP, pixels: torch.Tensor, video_of: torch.Tensor, ids: torch.Tensor,
+                     frame_emb: torch.Tensor | None = None) -> torch.Tensor:
     """CLIP4Clip meanP loss: frames (F, 3, S, S) of B videos (`video_of`: (F,) in 0..B-1), B captions
-    (B, context) -> symmetric InfoNCE over the B x B similarity matrix."""
+    (B, context) -> symmetric InfoNCE over the B x B similarity matrix. `frame_emb`: the frames'
+    embeddings when already computed."""
     n = ids.shape[0]
-    v = _mean_pool(model.encode_image(pixels), video_of, n)
+    v = _mean_pool(model.encode_image(pixels) if frame_emb is None else frame_emb, video_of, n)
     t = F.normalize(model.encode_text(ids), dim=-1)
     logits = model.logit_scale.exp() * v @ t.T  # (B videos, B texts)
     target = torch.arange(n)
@@ -116,11 +114,14 @@ def embed_videos(model: CLIP, frames: FrameSet, batch: int = 256) -> torch.Tenso
     return _mean_pool(torch.cat(embs), video_of, len(frames.ids))
 
 
-def _evaluate(model: CLIP, val: FrameSet, tok: WordTokenizer) -> dict[str, float]:
+def _evaluate(model: CLIP, heads, val: FrameSet, probe, tok: WordTokenizer) -> dict:
+    """Val retrieval (caption 0 of each video) and the heads' scores on the held-out probe clips."""
+    from .frame_heads import targets_to_torch
     model.eval()
     with torch.inference_mode():
         text = model.encode_text(tok.batch([c[0] for c in val.captions], model.cfg.context)).float()
-    metrics = retrieval_metrics(embed_videos(model, val), text)
+        probe_scores = heads.scores(model.encode_image(normalize(probe.crops)), targets_to_torch(probe.targets))
+    metrics = {**retrieval_metrics(embed_videos(model, val), text), "probe": probe_scores}
     model.train()
     return metrics
 
@@ -131,84 +132,100 @@ def _param_groups(model: CLIP, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
 
+def _vocabulary(n_videos: int) -> WordTokenizer:
+    """The text tower's words: those of the first `n_videos` training videos' captions."""
+    from ..synth import SplitCounts, make_captions, make_scene, split_ids
+    ids = split_ids("train", SplitCounts(train=n_videos, val=0, test=0))
+    return WordTokenizer.from_captions(c for v in ids for c in make_captions(make_scene(v)))
+
+
 def train_backbone(out_dir: str | Path, cfg: BackboneTrainConfig = BackboneTrainConfig(),
-                   cache_dir: str | Path | None = None, progress: bool = True) -> dict:
+                   cache_dir: str | Path | None = None, progress: bool = True, workers: int = 1) -> dict:
     """Train, save the three files in `out_dir`, and return the report written to backbone_train.json.
 
-    After every epoch the whole training state goes to `out_dir/resume.pt`; a run with the same
-    config started later continues from there (an interrupted zoo build loses at most one epoch)."""
+    At every check the whole training state goes to `out_dir/resume.pt`; a run with the same config
+    started later continues from there exactly (batches are a function of the step). `workers`:
+    processes rendering batches ahead of the optimiser (0: in this process); it does not change the
+    weights."""
     from tqdm import tqdm
+
+    from .clip_stream import make_batch, stream_batches
+    from .frame_heads import FrameHeads, targets_to_torch
 
     t_start, cpu_start = time.time(), time.process_time()
     out_dir = Path(out_dir)
     size = cfg.model.image_size
-    train = load_or_build(cache_dir, "train", cfg.videos, size, cfg.p_jpeg, progress)
     val = load_or_build(cache_dir, "val", cfg.val_videos, size, 0.0, progress)
+    grid = size // cfg.model.patch
+    probe = make_batch(cfg.seed, 0, cfg.probe_videos, 2, size, cfg.p_jpeg, prefix="probe", grid=grid)
+    tok = _vocabulary(cfg.vocab_videos)
     t_data = time.time() - t_start
-    tok = WordTokenizer.from_captions(c for caps in train.captions for c in caps)
-    longest = max(len(tok.split(c)) for caps in train.captions for c in caps) + 2
-    mcfg = replace(cfg.model, vocab_size=len(tok), context=max(cfg.model.context, longest))
+    mcfg = replace(cfg.model, vocab_size=len(tok))
 
     torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)  # data order and frame/caption choice; on this machine only
     model = CLIP(mcfg).train()
-    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
-    steps_per_epoch = max(1, len(train.ids) // cfg.batch_videos)  # drop the ragged tail: InfoNCE wants full batches
-    total, warm = steps_per_epoch * cfg.epochs, max(1, int(cfg.warmup * steps_per_epoch * cfg.epochs))
+    heads = FrameHeads(mcfg.embed_dim, mcfg.width)
+    groups = _param_groups(model, cfg.weight_decay) + [{"params": list(heads.parameters()), "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+    total, warm = cfg.steps, max(1, int(cfg.warmup * cfg.steps))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm))))
-    counts = np.diff(train.offsets)
-    from ..synth import make_scene
-    keys = [make_scene(v).tracks[0].colour for v in train.ids]  # the grouping key: first shape's colour
     history: list[dict] = []
     resume = out_dir / "resume.pt"
     signature = json.dumps(_jsonable(asdict(cfg)), sort_keys=True)
     spent = {"wall": 0.0, "cpu": 0.0}  # time spent by earlier, interrupted runs
+    step0 = 0
     if resume.exists():
         state = torch.load(resume, map_location="cpu", weights_only=True)
         if state.get("config") == signature:
             model.load_state_dict(state["model"])
+            heads.load_state_dict(state["heads"])
             opt.load_state_dict(state["opt"])
             sched.load_state_dict(state["sched"])
-            rng.bit_generator.state = json.loads(state["rng"])
             torch.set_rng_state(state["torch_rng"])
-            history, spent = state["history"], state["spent"]
+            history, spent, step0 = state["history"], state["spent"], state["step"]
             if progress:
-                tqdm.write(f"resuming backbone training after epoch {len(history)} ({resume})")
-    for epoch in range(len(history), cfg.epochs):
-        order = epoch_order(rng, keys, cfg.group_size)
-        bar = tqdm(range(steps_per_epoch), desc=f"backbone epoch {epoch + 1}/{cfg.epochs}", unit="step",
-                   disable=not progress, mininterval=1.0)
-        losses = []
-        for step in bar:
-            vids = order[step * cfg.batch_videos:(step + 1) * cfg.batch_videos]
-            picks, video_of = [], []
-            for j, v in enumerate(vids):
-                k = min(cfg.frames_per_video, counts[v])
-                picks.extend(train.offsets[v] + np.sort(rng.choice(counts[v], k, replace=False)))
-                video_of.extend([j] * k)
-            pixels = normalize(train.crops[np.asarray(picks)])
-            texts = [train.captions[v][rng.integers(len(train.captions[v]))] for v in vids]
-            loss = contrastive_loss(model, pixels, torch.as_tensor(video_of), tok.batch(texts, mcfg.context))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            with torch.no_grad():
-                model.logit_scale.clamp_(0, math.log(100))
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}", T=f"{model.logit_scale.exp().item():.1f}")
-        metrics = {"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4), **_evaluate(model, val, tok),
-                   "elapsed_s": round(time.time() - t_start, 1)}
+                tqdm.write(f"resuming backbone training after step {step0} ({resume})")
+    bar = tqdm(total=total, initial=step0, desc="backbone", unit="step", disable=not progress, mininterval=2.0)
+    losses: list[float] = []
+    batches = stream_batches(cfg.seed, step0, total, cfg.batch_videos, cfg.frames_per_video, size, cfg.p_jpeg,
+                             grid=grid, workers=workers)
+    for step, batch in enumerate(batches, start=step0 + 1):
+        pixels = normalize(batch.crops)
+        tokens = model.visual.tokens(pixels)
+        emb = model.visual.embed(tokens)
+        loss = contrastive_loss(model, pixels, torch.from_numpy(batch.video_of), tok.batch(batch.captions, mcfg.context),
+                                frame_emb=emb)
+        targets = targets_to_torch(batch.targets)
+        if cfg.frame_loss:
+            loss = loss + cfg.frame_loss * heads.loss(emb, targets)
+        if cfg.patch_loss:
+            loss = loss + cfg.patch_loss * heads.patch_loss(tokens[:, 1:], targets)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        losses.append(loss.item())
+        bar.update(1)
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", T=f"{model.logit_scale.exp().item():.1f}")
+        if step % cfg.eval_every and step != total:
+            continue
+        metrics = {"step": step, "loss": round(float(np.mean(losses[-cfg.eval_every:])), 4),
+                   **_evaluate(model, heads, val, probe, tok), "elapsed_s": round(time.time() - t_start, 1)}
         history.append(metrics)
-        _checkpoint(resume, {"config": signature, "model": model.state_dict(), "opt": opt.state_dict(),
-                             "sched": sched.state_dict(), "rng": json.dumps(rng.bit_generator.state),
+        _checkpoint(resume, {"config": signature, "model": model.state_dict(), "heads": heads.state_dict(),
+                             "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step,
                              "torch_rng": torch.get_rng_state(), "history": history,
                              "spent": {"wall": spent["wall"] + time.time() - t_start,
                                        "cpu": spent["cpu"] + time.process_time() - cpu_start}})
         if progress:
-            tqdm.write(f"epoch {epoch + 1}: loss {metrics['loss']:.3f}  val t2v R@1 {metrics['t2v_r1']:.1f} "
-                       f"R@5 {metrics['t2v_r5']:.1f}  v2t R@1 {metrics['v2t_r1']:.1f}")
+            p = metrics["probe"]
+            tqdm.write(f"step {step}: loss {metrics['loss']:.3f}  val t2v R@1 {metrics['t2v_r1']:.1f}  probe: shape "
+                       f"{p['shape']:.1f}% colour {p['colour']:.1f}% position {p['pos_px']:.1f} px "
+                       f"turn {p['turn_deg']:.0f} deg")
+    bar.close()
     report = {"config": _jsonable(asdict(cfg)), "model": mcfg.to_dict(), "history": history,
               "final": history[-1], "data_s": round(t_data, 1),
               "total_s": round(spent["wall"] + time.time() - t_start, 1),
@@ -239,8 +256,11 @@ def _save(model: CLIP, mcfg: ClipConfig, tok: WordTokenizer, cfg: BackboneTrainC
     provenance = {
         "model": f"mini CLIP ViT: {m.image_size} px, patch {m.patch}, width {m.width}, {m.layers} layers, "
                  f"embed {m.embed_dim}; random init",
-        "training": f"CLIP4Clip meanP contrastive, {cfg.epochs} epochs, {cfg.videos} videos, seed {cfg.seed}",
-        "data": f"c4c.synth train_00000..train_{cfg.videos - 1:05d} (synthetic shapes, 20 captions each)",
+        "training": f"CLIP4Clip meanP contrastive + per-frame read-out heads (weight {cfg.frame_loss:g}) + "
+                    f"per-patch shapes (weight {cfg.patch_loss:g}), "
+                    f"{cfg.steps} steps of {cfg.batch_videos} new clips, seed {cfg.seed}",
+        "data": f"c4c.synth clips pre{cfg.seed}_* rendered afresh ({cfg.steps * cfg.batch_videos} clips; "
+                "synthetic shapes, 20 captions each); none of the train/val/test split ids",
         "val": {k: final[k] for k in ("t2v_r1", "t2v_r5", "v2t_r1", "v2t_r5")},
     }
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -258,20 +278,24 @@ def add_cli(subparsers) -> None:
     p = subparsers.add_parser("backbone", help="CLIP4Clip meanP training of the mini CLIP on synthetic videos",
                               description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--tiny", action="store_true", help="the CI configuration (tiny model, 60 videos, 2 epochs)")
-    p.add_argument("--videos", type=int, help=f"training videos (default {d.videos})")
-    p.add_argument("--val-videos", type=int, help=f"val videos (default {d.val_videos})")
-    p.add_argument("--epochs", type=int, help=f"epochs (default {d.epochs})")
-    p.add_argument("--batch", type=int, help=f"videos per batch (default {d.batch_videos})")
+    p.add_argument("--tiny", action="store_true", help="the CI configuration (tiny model, 24 steps)")
+    p.add_argument("--steps", type=int, help=f"optimiser steps (default {d.steps})")
+    p.add_argument("--batch", type=int, help=f"new clips per step (default {d.batch_videos})")
+    p.add_argument("--frames", type=int, help=f"random frames per clip per step (default {d.frames_per_video})")
+    p.add_argument("--frame-loss", type=float, help=f"weight of the per-frame read-out heads (default {d.frame_loss:g}; "
+                                                    "0 = contrastive only)")
+    p.add_argument("--patch-loss", type=float, help=f"weight of the per-patch shape target (default {d.patch_loss:g}; "
+                                                    "0 = off)")
     p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr})")
+    p.add_argument("--val-videos", type=int, help=f"val videos for the retrieval check (default {d.val_videos})")
+    p.add_argument("--eval-every", type=int, help=f"steps between checks and resume points (default {d.eval_every})")
     p.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
-    p.add_argument("--group", type=int, help=f"videos per batch sharing a colour (default {d.group_size}; 0 = random)")
-    p.add_argument("--frames", type=int, help=f"random frames per video per step (default {d.frames_per_video})")
     for name in ("image_size", "patch", "width", "layers", "embed_dim", "text_width", "text_layers"):
         p.add_argument("--" + name.replace("_", "-"), type=int, dest=name,
                        help=f"model: {name.replace('_', ' ')} (default {getattr(d.model, name)})")
     p.add_argument("--cache", help="frame cache folder (default OUT/cache; 'none' to keep nothing)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--workers", type=int, default=1, help="processes rendering clips ahead of training (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)
 
@@ -280,9 +304,9 @@ def _run(args) -> int:
     from ..errors import InputError
     torch.set_num_threads(args.threads)
     cfg = TINY if args.tiny else BackboneTrainConfig()
-    over = {"videos": args.videos, "val_videos": args.val_videos, "epochs": args.epochs, "batch_videos": args.batch,
-            "lr": args.lr, "seed": args.seed, "frames_per_video": args.frames,
-            "group_size": args.group}
+    over = {"steps": args.steps, "batch_videos": args.batch, "frames_per_video": args.frames,
+            "frame_loss": args.frame_loss, "patch_loss": args.patch_loss, "lr": args.lr, "val_videos": args.val_videos,
+            "eval_every": args.eval_every, "seed": args.seed}
     model = {k: getattr(args, k) for k in ("image_size", "patch", "width", "layers", "embed_dim", "text_width",
                                             "text_layers") if getattr(args, k) is not None}
     try:
@@ -290,10 +314,12 @@ def _run(args) -> int:
     except ValueError as e:
         raise InputError(str(e)) from None
     cfg = replace(cfg, **{k: v for k, v in over.items() if v is not None})
-    if cfg.videos < 2 or cfg.val_videos < 1 or cfg.epochs < 1 or cfg.batch_videos < 2 or cfg.frames_per_video < 1:
-        raise InputError("need --videos >= 2, --val-videos >= 1, --epochs >= 1, --batch >= 2 and --frames >= 1")
+    if cfg.steps < 1 or cfg.val_videos < 1 or cfg.batch_videos < 2 or cfg.frames_per_video < 1 or cfg.eval_every < 1:
+        raise InputError("need --steps >= 1, --val-videos >= 1, --batch >= 2, --frames >= 1 and --eval-every >= 1")
+    if cfg.frame_loss < 0 or cfg.patch_loss < 0:
+        raise InputError("--frame-loss and --patch-loss must be >= 0")
     cache = None if args.cache == "none" else Path(args.cache or Path(args.out) / "cache")
-    report = train_backbone(args.out, cfg, cache, progress=not args.quiet)
+    report = train_backbone(args.out, cfg, cache, progress=not args.quiet, workers=args.workers)
     f = report["final"]
     print(f"backbone: {report['files']['backbone']}  val t2v R@1 {f['t2v_r1']:.1f} R@5 {f['t2v_r5']:.1f}  "
           f"({report['total_s']:.0f} s)")

@@ -109,12 +109,18 @@ class VisionTransformer(nn.Module):
         self.ln_post = LayerNorm(w)
         self.proj = nn.Parameter(scale * torch.randn(w, cfg.embed_dim))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, 3, S, S) -> (N, E)
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, 3, S, S) -> (N, 1 + grid*grid, W)
+        """The last block's output: the class token, then the patch tokens in row-major order."""
         x = self.conv1(x).flatten(2).transpose(1, 2)  # (N, grid*grid, W)
         cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
         x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)
-        x = self.transformer(self.ln_pre(x))
-        return self.ln_post(x[:, 0]) @ self.proj
+        return self.transformer(self.ln_pre(x))
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:  # (N, 1 + grid*grid, W) -> (N, E)
+        return self.ln_post(tokens[:, 0]) @ self.proj
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, 3, S, S) -> (N, E)
+        return self.embed(self.tokens(x))
 
 
 class CLIP(nn.Module):
