@@ -187,17 +187,20 @@ def build_explore_page(page: ExplorePage) -> None:
         run_examples = gr.Button("Caption the examples and open them", size="sm", scale=0,
                                  elem_id="c4c-x-examples", visible=page.pipeline is not None and bool(page.examples))
     with gr.Row():
-        decoder = gr.Dropdown([ANY], value=ANY, label="Winning decoder", elem_id="c4c-x-decoder", scale=1)
+        decoder = gr.Dropdown([ANY], value=ANY, label="Winning decoder", elem_id="c4c-x-decoder", scale=1,
+                              allow_custom_value=True)  # choices follow the file; the API may name any
         margin = gr.Number(value=None, label="Margin below (empty: any)", elem_id="c4c-x-margin", scale=1)
         search = gr.Textbox(label="Text in any caption", elem_id="c4c-x-search", scale=2)
         all_agree = gr.Checkbox(label="All decoders agree", elem_id="c4c-x-agree", scale=1)
         disagree = gr.Checkbox(label="Vote and grounding disagree", interactive=False, elem_id="c4c-x-grounding",
                                scale=1)
     with gr.Row():
-        sort_by = gr.Dropdown(SORTABLE, value="line", label="Sort by", elem_id="c4c-x-sort", scale=1)
+        sort_by = gr.Dropdown(SORTABLE, value="line", label="Sort by", elem_id="c4c-x-sort", scale=1,
+                              allow_custom_value=True)
         descending = gr.Checkbox(label="Descending", elem_id="c4c-x-desc", scale=1)
         page_no = gr.Number(value=1, precision=0, minimum=1, label="Page", elem_id="c4c-x-page", scale=1)
-        page_size = gr.Dropdown([25, 50, 100, 250], value=50, label="Rows per page", elem_id="c4c-x-size", scale=1)
+        page_size = gr.Dropdown([25, 50, 100, 250], value=50, label="Rows per page", elem_id="c4c-x-size", scale=1,
+                                allow_custom_value=True)
     summary = gr.Markdown(elem_id="c4c-x-summary")
     table = gr.Dataframe(interactive=False, wrap=True, label="Videos (click a row to open it)",
                          elem_id="c4c-x-table")
