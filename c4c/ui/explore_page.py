@@ -23,8 +23,8 @@ __all__ = ["ExplorePage", "HEADERS"]
 
 ANY = "(any)"
 # Column key -> table header (the API's rows keep the keys).
-HEADERS = {"line": "Line", "video": "Video", "decoder": "Winner", "caption": "Winning caption", "metric": "Metric",
-           "margin": "Margin", "runner_up": "Runner-up", "distinct": "Distinct captions", "decoders": "Decoders",
+HEADERS = {"line": "#", "video": "Video", "decoder": "Winner", "caption": "Winning caption", "metric": "Metric",
+           "margin": "Margin", "runner_up": "Runner-up", "distinct": "Distinct", "decoders": "Voters",
            "grounding": "Grounding", "grounding_pick": "Grounding's pick",
            "grounding_disagrees": "Vote \u2260 grounding", "ref_cider": "CIDEr-D (refs)",
            "best_ref_cider": "Best decoder's CIDEr-D", "best_ref_decoder": "Best decoder"}
@@ -62,7 +62,8 @@ class ExplorePage:
 
     @staticmethod
     def _filters(decoder, all_agree, vote_vs_grounding, margin_below, search) -> Filters:
-        margin = None if margin_below in (None, "") else float(margin_below)
+        # Margins are never negative, so "below 0" (the browser's empty number) means no filter.
+        margin = None if margin_below in (None, "") or float(margin_below) <= 0 else float(margin_below)
         return Filters(decoder="" if decoder in (None, ANY) else str(decoder), all_agree=bool(all_agree),
                        vote_vs_grounding=bool(vote_vs_grounding), margin_below=margin, search=search or "")
 
@@ -189,7 +190,7 @@ def build_explore_page(page: ExplorePage) -> None:
     with gr.Row():
         decoder = gr.Dropdown([ANY], value=ANY, label="Winning decoder", elem_id="c4c-x-decoder", scale=1,
                               allow_custom_value=True)  # choices follow the file; the API may name any
-        margin = gr.Number(value=None, label="Margin below (empty: any)", elem_id="c4c-x-margin", scale=1)
+        margin = gr.Number(value=0, minimum=0, label="Margin below (0: any)", elem_id="c4c-x-margin", scale=1)
         search = gr.Textbox(label="Text in any caption", elem_id="c4c-x-search", scale=2)
         all_agree = gr.Checkbox(label="All decoders agree", elem_id="c4c-x-agree", scale=1)
         disagree = gr.Checkbox(label="Vote and grounding disagree", interactive=False, elem_id="c4c-x-grounding",
