@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import tempfile
@@ -74,11 +75,13 @@ def main() -> None:
     print(f"wrote {args.lines} lines, {path.stat().st_size / 2**20:.0f} MB, in {time.perf_counter() - t0:.1f} s")
 
     cache = CorpusCache()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     corpus = cache.get(path)
-    first = time.perf_counter() - t0
-    print(f"first load: {first:.2f} s ({len(corpus.table)} videos, {corpus.n_skipped} malformed lines skipped, "
-          f"first at line {corpus.skipped[0].line if corpus.skipped else '-'})")
+    first, cpu = time.perf_counter() - t0, time.process_time() - c0
+    # CPU seconds beside wall seconds: on a shared machine the wall time includes waiting for a core.
+    print(f"first load: {first:.2f} s wall, {cpu:.2f} s CPU ({len(corpus.table)} videos, {corpus.n_skipped} "
+          f"malformed lines skipped, first at line {corpus.skipped[0].line if corpus.skipped else '-'}; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     t0 = time.perf_counter()
     cache.get(path)
     print(f"cached reload: {(time.perf_counter() - t0) * 1000:.1f} ms")

@@ -23,6 +23,7 @@ A row (the `/explore` API's objects, the table's columns):
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -157,22 +158,16 @@ def row_from_result(d: Any) -> dict:
     return row
 
 
-def _pairwise(d: dict, names: list[str], index: dict[str, int], size: int) -> np.ndarray | None:
+def _pairwise(d: dict, n: int) -> np.ndarray | None:
+    """The selecting metric's (n, n) pairwise matrix as float32 (None on the diagonal -> NaN)."""
     mat = (d.get("pairwise") or {}).get(d["metric"])
-    if not isinstance(mat, list) or len(mat) != len(names):
+    if not isinstance(mat, list) or len(mat) != n:
         return None
     try:
-        sub = np.array(mat, dtype=np.float32)  # None (the diagonal: never scored) becomes NaN
+        sub = np.array(mat, dtype=np.float32)
     except (TypeError, ValueError):
         return None
-    if sub.shape != (len(names), len(names)):
-        return None
-    ids = [index[n] for n in names]
-    if ids == list(range(len(ids))) and len(ids) == size:  # the usual case: every decoder, in zoo order
-        return sub
-    out = np.full((size, size), np.nan, dtype=np.float32)
-    out[np.ix_(ids, ids)] = sub
-    return out
+    return sub if sub.shape == (n, n) else None
 
 
 def _records(path: Path):
@@ -226,6 +221,10 @@ def load_corpus(path: str | os.PathLike, references: str | os.PathLike | None = 
         if len(skipped) < MAX_REPORTED:
             skipped.append(Skipped(n, reason))
 
+    # The cyclic GC would walk the growing heap of row dicts again and again; nothing made here
+    # forms a cycle, so it is paused while reading.
+    gc_was_on = gc.isenabled()
+    gc.disable()
     try:  # gradio depends on orjson: 3.6x faster than json here (5,000 result lines: 0.08 s vs 0.30 s)
         from orjson import loads
     except ImportError:
@@ -252,16 +251,23 @@ def load_corpus(path: str | os.PathLike, references: str | os.PathLike | None = 
                 index.setdefault(name, len(index))
             row["line"] = n
             rows.append(row)
-            mats.append(d)  # pairwise matrices are built once every decoder name is known
+            # Only the selecting metric's matrix is kept; the parsed result is dropped at once.
+            mats.append((tuple(index[name] for name in row["names"]), _pairwise(d, len(row["names"]))))
             locate.append(where)
     except OSError as e:
         raise InputError(f"{path.name}: cannot be read ({e.strerror or type(e).__name__})") from None
+    finally:
+        if gc_was_on:
+            gc.enable()
     size = len(index)
     pairwise = np.full((len(rows), size, size), np.nan, dtype=np.float32)
-    for k, (row, d) in enumerate(zip(rows, mats)):
-        m = _pairwise(d, row["names"], index, size)
-        if m is not None:
+    for k, (ids, m) in enumerate(mats):
+        if m is None:
+            continue
+        if ids == tuple(range(size)):  # the usual case: every decoder, in first-seen order
             pairwise[k] = m
+        else:
+            pairwise[k][np.ix_(ids, ids)] = m
     del mats
     table = pd.DataFrame(rows)
     if table.empty:

@@ -30,7 +30,7 @@ HEADERS = {"line": "#", "video": "Video", "decoder": "Winner", "caption": "Winni
            "best_ref_cider": "Best decoder's CIDEr-D", "best_ref_decoder": "Best decoder"}
 HELP = """### Explore a results file
 Open a file written by `python -m c4c caption DIR --out F.jsonl` (or `--format parquet`): from the
-explorer's folder (`{root}`), or uploaded. One row per video: the winning decoder and caption, the
+explorer's folder (`$C4C_EXPLORE_DIR`, here `{root}`), or uploaded. One row per video: the winning decoder and caption, the
 **margin** (its leave-one-out score minus the best *different* caption's: small = a close vote),
 how many **distinct** captions the decoders wrote (1 = all agree), and, with a references file,
 CIDEr-D against the references of the winner and of the best decoder. Click a row to see that video
