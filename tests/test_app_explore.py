@@ -92,3 +92,23 @@ def test_upload_is_read_and_outside_files_are_refused(running_app, files, tmp_pa
     with pytest.raises(AppError, match="outside the folder"):
         explore(running_app, references="../../etc/passwd")
     assert explore(running_app)["videos"] == 4  # still serving
+
+
+def test_readme_call(running_app, files):
+    # README, "Exploring the results": positional arguments in the endpoint's order.
+    page = client(running_app.url).predict(None, "results.jsonl", "", "(any)", False, False, 0.6, "", "margin",
+                                           False, 1, 50, api_name="/explore")
+    assert page["matched"] == 2 and page["rows"][0]["decoder"] == "d2" and page["skipped"][0]["line"] == 3
+
+
+def test_a_server_path_posing_as_an_upload_is_refused(running_app, files, tmp_path):
+    """A client that skips the upload and names a server file in the file input gets nothing from it."""
+    import httpx
+    secret = write_jsonl(tmp_path / "secret.jsonl", CORPUS)
+    fake = {"path": str(secret), "meta": {"_type": "gradio.FileData"}, "orig_name": "secret.jsonl"}
+    data = [fake, "", "", "(any)", False, False, 0, "", "line", False, 1, 50]
+    r = httpx.post(running_app.url + "gradio_api/call/explore", json={"data": data}, timeout=60)
+    assert r.status_code == 200, r.text
+    events = httpx.get(running_app.url + f"gradio_api/call/explore/{r.json()['event_id']}", timeout=60).text
+    assert "event: error" in events and "clips/v0.mp4" not in events, events
+    assert explore(running_app)["videos"] == 4

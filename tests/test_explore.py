@@ -69,6 +69,8 @@ def test_malformed_lines_are_skipped_and_reported_by_number(tmp_path):
     ({"video": "a.mp4", "captions": [{"name": "d1", "caption": "x", "loo": {"cider": 1}}], "winner": 3,
       "metric": "cider"}, "'winner' 3"),
     ({"captions": [], "winner": 0}, "no 'video'"),
+    ({"video": "a.mp4", "captions": [{"name": "d1", "caption": "x", "loo": {"cider": 1}}], "winner": 0},
+     "no 'metric'"),
     ({"video": "a.mp4", "captions": [{"name": "d1", "caption": "x", "loo": {"cider": "high"}}], "winner": 0,
       "metric": "cider"}, "not a number"),
 ])
@@ -138,6 +140,8 @@ def test_allowed_folder(tmp_path):
         resolve_in(root, "missing.jsonl")
     with pytest.raises(InputError, match="no results file"):
         resolve_in(root, " ")
+    with pytest.raises(InputError, match="not a usable file name"):
+        resolve_in(root, "a\0b.jsonl")
     assert list_results(root) == ["link.jsonl", "sub/a.jsonl"]
 
 

@@ -94,7 +94,10 @@ def resolve_in(root: str | os.PathLike, name: str | os.PathLike) -> Path:
     if not text:
         raise InputError("no results file given; pick one from the list or upload one")
     base = Path(root).resolve()
-    path = (base / text).resolve()
+    try:
+        path = (base / text).resolve()
+    except (OSError, ValueError):  # a NUL byte, a loop of links, a name too long
+        raise InputError(f"{text[:80]!r}: not a usable file name") from None
     if not path.is_relative_to(base):
         raise InputError(f"{text}: outside the folder the explorer may read ({EXPLORE_DIR_ENV}); "
                          "copy the file into it or upload it")
@@ -133,6 +136,8 @@ def row_from_result(d: Any) -> dict:
         raise ValueError("no 'video' field")
     if not isinstance(caps, list) or not caps or not all(isinstance(c, dict) for c in caps):
         raise ValueError("no 'captions' list")
+    if not isinstance(metric, str):
+        raise ValueError("no 'metric' field")
     if isinstance(win, bool) or not isinstance(win, int) or not 0 <= win < len(caps):
         raise ValueError(f"'winner' {win!r} is not an index into its {len(caps)} captions")
     try:

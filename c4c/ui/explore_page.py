@@ -141,7 +141,7 @@ class ExplorePage:
                 progress(k / len(self.examples), desc=f"captioning {video.name}")
                 r = self.pipeline.caption(video, CaptionSettings())
                 lines.append(dataclasses.replace(r, video=video.name).to_json())
-            tmp = out.with_name(out.name + ".tmp")
+            tmp = out.with_name(f"{out.name}.{os.getpid()}-{id(lines)}.tmp")  # two clicks at once: two temp files
             tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
             tmp.replace(out)
         return str(out)
