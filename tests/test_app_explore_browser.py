@@ -84,8 +84,9 @@ def test_explore_the_examples_then_a_file(running_app, browser, tmp_path):
 
     # A file from the allowed folder, with a malformed line: reported by number, the rest listed.
     write_jsonl(running_app.explore_dir / "browser.jsonl", CORPUS, {1: "{torn"})
-    d.execute_script("document.querySelector('#c4c-x-upload button[aria-label=\"Clear\"]')?.click()")
-    type_into(d, "c4c-x-name", "browser.jsonl")
+    assert d.find_elements(By.CSS_SELECTOR, "#c4c-x-upload a, #c4c-x-upload .file-name")  # the examples' file
+    type_into(d, "c4c-x-name", "browser.jsonl")  # naming a file drops the upload
+    WebDriverWait(d, 30).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "#c4c-x-upload a, #c4c-x-upload .file-name"))
     d.find_element(By.ID, "c4c-x-open").click()
     WebDriverWait(d, 60).until(lambda d: "browser.jsonl" in d.find_element(By.ID, "c4c-x-summary").text)
     summary = d.find_element(By.ID, "c4c-x-summary").text

@@ -226,3 +226,14 @@ def test_corpus_figures(tmp_path, corpus_file):
     for fig in (explore_figures.wins_figure(c, empty), explore_figures.margin_figure(empty),
                 explore_figures.mean_agreement_figure(c, empty)):
         assert "no videos match" in fig.axes[0].texts[0].get_text()
+
+
+def test_a_file_with_no_results_gives_an_empty_table(tmp_path):
+    c = load_corpus(write_jsonl(tmp_path / "bad.jsonl", [], {0: "nope", 1: json.dumps({"video": "v.mp4", "error": "x"})}))
+    assert c.table.empty and c.n_skipped == 1 and len(c.failed) == 1
+    p = explore_payload(c, Filters(search="a", margin_below=1.0), "margin", True)
+    assert (p["rows"], p["pages"], p["matched"]) == ([], 1, 0)
+    rows = apply_filters(c, Filters())
+    for fig in (explore_figures.wins_figure(c, rows), explore_figures.margin_figure(rows),
+                explore_figures.mean_agreement_figure(c, rows)):
+        assert fig.axes[0].texts

@@ -370,6 +370,8 @@ def apply_filters(corpus: Corpus, f: Filters) -> pd.DataFrame:
         if not corpus.has_grounding:
             raise InputError("this results file has no grounding scores, so vote and grounding cannot disagree")
         keep &= t["grounding_disagrees"].fillna(False).astype(bool).to_numpy()
+    if t.empty:  # no rows: nothing to compare (an empty column has no string dtype for .str)
+        return t
     if f.margin_below is not None:
         keep &= (t["margin"] < f.margin_below).to_numpy()
     if f.search.strip():

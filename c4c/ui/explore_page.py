@@ -247,6 +247,9 @@ def build_explore_page(page: ExplorePage) -> None:
     page_no.submit(page.explore, inputs, payload, api_visibility="private") \
         .success(page.draw, [payload] + source + filters, drawn, api_visibility="private")
     refresh.click(page.listing, None, [name, refs], api_visibility="private")
+    # One source at a time: naming a file drops the upload, uploading clears the name.
+    name.input(lambda: None, None, upload, api_visibility="private")
+    upload.upload(lambda: None, None, name, api_visibility="private")
     run_examples.click(page.caption_examples, None, upload, api_visibility="private") \
         .success(first_page, None, page_no, api_visibility="private") \
         .then(page.explore, inputs, payload, api_visibility="private") \
