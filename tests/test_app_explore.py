@@ -15,13 +15,14 @@ from gradio_client.exceptions import AppError  # noqa: E402
 from _app_harness import client, running_app  # noqa: E402,F401  (fixture)
 from explore_helpers import CORPUS, fake_result, write_jsonl  # noqa: E402
 
-PARAMS = ["results_file", "name", "references", "decoder", "all_agree", "vote_vs_grounding", "margin_below",
+PARAMS = ["results_file", "name", "references", "decoder", "all_agree", "vote_vs_grounding", "vote_missed",
+          "margin_below",
           "search", "sort_by", "descending", "page", "page_size"]
 
 
 def explore(app, name="results.jsonl", upload=None, **kw) -> dict:
     args = dict(results_file=handle_file(str(upload)) if upload else None, name=name, references="",
-                decoder="(any)", all_agree=False, vote_vs_grounding=False, margin_below=None, search="",
+                decoder="(any)", all_agree=False, vote_vs_grounding=False, vote_missed=False, margin_below=None, search="",
                 sort_by="line", descending=False, page=1, page_size=50)
     args.update(kw)
     return client(app.url).predict(**args, api_name="/explore")
@@ -67,6 +68,9 @@ def test_filters_sorting_and_references(running_app, files):
     p = explore(running_app, references="refs/captions.json")
     assert p["references"] == "captions.json" and "ref_cider" in p["columns"]
     assert p["rows"][2]["best_ref_decoder"] == "d2" and p["rows"][1]["ref_cider"] is None
+    assert [r["line"] for r in explore(running_app, references="refs/captions.json", vote_missed=True)["rows"]] == [5]
+    with pytest.raises(AppError, match="choose a references file"):
+        explore(running_app, vote_missed=True)
 
 
 def test_paging_a_larger_file(running_app, files):
@@ -96,7 +100,7 @@ def test_upload_is_read_and_outside_files_are_refused(running_app, files, tmp_pa
 
 def test_readme_call(running_app, files):
     # README, "Exploring the results": positional arguments in the endpoint's order.
-    page = client(running_app.url).predict(None, "results.jsonl", "", "(any)", False, False, 0.6, "", "margin",
+    page = client(running_app.url).predict(None, "results.jsonl", "", "(any)", False, False, False, 0.6, "", "margin",
                                            False, 1, 50, api_name="/explore")
     assert page["matched"] == 2 and page["rows"][0]["decoder"] == "d2" and page["skipped"][0]["line"] == 3
 
@@ -106,7 +110,7 @@ def test_a_server_path_posing_as_an_upload_is_refused(running_app, files, tmp_pa
     import httpx
     secret = write_jsonl(tmp_path / "secret.jsonl", CORPUS)
     fake = {"path": str(secret), "meta": {"_type": "gradio.FileData"}, "orig_name": "secret.jsonl"}
-    data = [fake, "", "", "(any)", False, False, 0, "", "line", False, 1, 50]
+    data = [fake, "", "", "(any)", False, False, False, 0, "", "line", False, 1, 50]
     r = httpx.post(running_app.url + "gradio_api/call/explore", json={"data": data}, timeout=60)
     assert r.status_code == 200, r.text
     events = httpx.get(running_app.url + f"gradio_api/call/explore/{r.json()['event_id']}", timeout=60).text

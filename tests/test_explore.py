@@ -174,6 +174,8 @@ def test_references_add_cider_columns(tmp_path, corpus_file):
     assert t["ref_cider"][0] > 0 and t["best_ref_decoder"][0] == "d1"
     assert t["best_ref_decoder"][2] == "d2" and t["best_ref_cider"][2] > t["ref_cider"][2]  # the vote missed
     assert math.isnan(t["ref_cider"][1])  # no references for v1
+    assert list(t["vote_missed"]) == [False, False, True, False]
+    assert list(apply_filters(c, Filters(vote_missed=True))["line"]) == [3]
     # CIDEr-D's IDF comes from the scored videos' references: with one video every n-gram would be in
     # every document (IDF 0), so the MSR-VTT file names two.
     msrvtt = {"videos": [{"video_id": "v2"}, {"video_id": "v3"}],

@@ -17,8 +17,9 @@ A row (the `/explore` API's objects, the table's columns):
     grounding, grounding_pick, grounding_disagrees   the winner's grounding, the decoder grounding
                 alone would pick, and whether that is not the winner
   when references are given (MSR-VTT `videos`/`sentences`, or the examples' captions.json):
-    ref_cider, best_ref_cider, best_ref_decoder   the winner's CIDEr-D against the references, the
-                best decoder's, and which decoder that is (CIDEr-D IDF from the references, as `evaluate`)
+    ref_cider, best_ref_cider, best_ref_decoder, vote_missed   the winner's CIDEr-D against the
+                references, the best decoder's, which decoder that is, and whether another decoder's
+                caption scored higher than the vote's (CIDEr-D IDF from the references, as `evaluate`)
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ __all__ = ["Corpus", "Filters", "Skipped", "CorpusCache", "row_from_result", "lo
 EXPLORE_DIR_ENV = "C4C_EXPLORE_DIR"
 BASE_COLUMNS = ["line", "video", "decoder", "caption", "metric", "margin", "runner_up", "distinct", "decoders"]
 GROUNDING_COLUMNS = ["grounding", "grounding_pick", "grounding_disagrees"]
-REF_COLUMNS = ["ref_cider", "best_ref_cider", "best_ref_decoder"]
+REF_COLUMNS = ["ref_cider", "best_ref_cider", "best_ref_decoder", "vote_missed"]
 SORTABLE = ["line", "video", "decoder", "margin", "distinct", "grounding", "ref_cider", "best_ref_cider"]
 MAX_REPORTED = 50         # skipped lines listed one by one; beyond this only counted
 MAX_PAGE_SIZE = 500       # rows per page: the browser table stays responsive
@@ -341,6 +342,7 @@ def _score_references(corpus: Corpus, refs: dict[str, list[str]]) -> None:
             best = max(range(n), key=lambda i: (s[i], -i))
             ref_c[k], best_c[k], best_d[k] = s[win], s[best], names[best]
     t["ref_cider"], t["best_ref_cider"], t["best_ref_decoder"] = ref_c, best_c, best_d
+    t["vote_missed"] = best_c > ref_c + 1e-9  # False where there are no references (NaN compares False)
 
 
 def table_columns(corpus: Corpus) -> list[str]:
@@ -355,6 +357,7 @@ class Filters:
     decoder: str = ""                 # only videos this decoder won ("" = any)
     all_agree: bool = False           # only videos whose decoders all wrote the same caption
     vote_vs_grounding: bool = False   # only videos where grounding alone would pick another caption
+    vote_missed: bool = False         # only videos where another decoder's caption matched the references better
     margin_below: float | None = None  # only videos won by less than this (a close vote)
     search: str = ""                  # only videos where some decoder's caption contains this text
 
@@ -370,6 +373,10 @@ def apply_filters(corpus: Corpus, f: Filters) -> pd.DataFrame:
         if not corpus.has_grounding:
             raise InputError("this results file has no grounding scores, so vote and grounding cannot disagree")
         keep &= t["grounding_disagrees"].fillna(False).astype(bool).to_numpy()
+    if f.vote_missed:
+        if not corpus.has_references:
+            raise InputError("choose a references file to find the videos where the vote missed a better caption")
+        keep &= t["vote_missed"].to_numpy(dtype=bool)
     if t.empty:  # no rows: nothing to compare (an empty column has no string dtype for .str)
         return t
     if f.margin_below is not None:

@@ -27,7 +27,8 @@ HEADERS = {"line": "#", "video": "Video", "decoder": "Winner", "caption": "Winni
            "margin": "Margin", "runner_up": "Runner-up", "distinct": "Distinct", "decoders": "Voters",
            "grounding": "Grounding", "grounding_pick": "Grounding's pick",
            "grounding_disagrees": "Vote \u2260 grounding", "ref_cider": "CIDEr-D (refs)",
-           "best_ref_cider": "Best decoder's CIDEr-D", "best_ref_decoder": "Best decoder"}
+           "best_ref_cider": "Best decoder's CIDEr-D", "best_ref_decoder": "Best decoder",
+           "vote_missed": "Vote missed"}
 HELP = """### Explore a results file
 Open a file written by `python -m c4c caption DIR --out F.jsonl` (or `--format parquet`): from the
 explorer's folder (`$C4C_EXPLORE_DIR`, here `{root}`), or uploaded. One row per video: the winning decoder and caption, the
@@ -61,27 +62,29 @@ class ExplorePage:
         return self.cache.get(path, refs)
 
     @staticmethod
-    def _filters(decoder, all_agree, vote_vs_grounding, margin_below, search) -> Filters:
+    def _filters(decoder, all_agree, vote_vs_grounding, vote_missed, margin_below, search) -> Filters:
         # Margins are never negative, so "below 0" (the browser's empty number) means no filter.
         margin = None if margin_below in (None, "") or float(margin_below) <= 0 else float(margin_below)
         return Filters(decoder="" if decoder in (None, ANY) else str(decoder), all_agree=bool(all_agree),
-                       vote_vs_grounding=bool(vote_vs_grounding), margin_below=margin, search=search or "")
+                       vote_vs_grounding=bool(vote_vs_grounding), vote_missed=bool(vote_missed),
+                       margin_below=margin, search=search or "")
 
-    def explore(self, results_file, name, references, decoder, all_agree, vote_vs_grounding, margin_below,
-                search, sort_by, descending, page, page_size):
+    def explore(self, results_file, name, references, decoder, all_agree, vote_vs_grounding, vote_missed,
+                margin_below, search, sort_by, descending, page, page_size):
         """One page of a results file's rows (one JSON object per video) and how the file was read."""
         try:
             corpus = self._open(results_file, name, references)
-            return explore_payload(corpus, self._filters(decoder, all_agree, vote_vs_grounding, margin_below, search),
-                                   sort_by or "line", bool(descending), int(page or 1), int(page_size or 50))
+            filters = self._filters(decoder, all_agree, vote_vs_grounding, vote_missed, margin_below, search)
+            return explore_payload(corpus, filters, sort_by or "line", bool(descending), int(page or 1), int(page_size or 50))
         except C4CError as e:
             raise _error(e) from None
 
     def draw(self, payload: dict, results_file, name, references, decoder, all_agree, vote_vs_grounding,
-             margin_below, search):
+             vote_missed, margin_below, search):
         """The table, the summary line, the three plots and the page number, for a payload."""
         corpus = self._open(results_file, name, references)
-        rows = apply_filters(corpus, self._filters(decoder, all_agree, vote_vs_grounding, margin_below, search))
+        rows = apply_filters(corpus, self._filters(decoder, all_agree, vote_vs_grounding, vote_missed, margin_below,
+                                                   search))
         import pandas as pd
         df = pd.DataFrame([[r[c] for c in payload["columns"]] for r in payload["rows"]],
                           columns=[HEADERS.get(c, c) for c in payload["columns"]])
@@ -90,7 +93,7 @@ class ExplorePage:
                 explore_figures.margin_figure(rows), explore_figures.mean_agreement_figure(corpus, rows),
                 gr.update(value=payload["page"], maximum=payload["pages"]),
                 gr.update(choices=choices, value=decoder if decoder in choices else ANY),
-                gr.update(interactive=corpus.has_grounding),
+                gr.update(interactive=corpus.has_grounding), gr.update(interactive=corpus.has_references),
                 gr.update(choices=[c for c in SORTABLE if c in payload["columns"]]))
 
     def open_row(self, results_file, name, references, evt: gr.SelectData):
@@ -195,6 +198,8 @@ def build_explore_page(page: ExplorePage) -> None:
         all_agree = gr.Checkbox(label="All decoders agree", elem_id="c4c-x-agree", scale=1)
         disagree = gr.Checkbox(label="Vote and grounding disagree", interactive=False, elem_id="c4c-x-grounding",
                                scale=1)
+        missed = gr.Checkbox(label="Vote missed a better caption (references)", interactive=False,
+                             elem_id="c4c-x-missed", scale=1)
     with gr.Row():
         sort_by = gr.Dropdown(SORTABLE, value="line", label="Sort by", elem_id="c4c-x-sort", scale=1,
                               allow_custom_value=True)
@@ -230,9 +235,9 @@ def build_explore_page(page: ExplorePage) -> None:
         result_json = gr.JSON(label="Result")
 
     source = [upload, name, refs]
-    filters = [decoder, all_agree, disagree, margin, search]
+    filters = [decoder, all_agree, disagree, missed, margin, search]
     inputs = source + filters + [sort_by, descending, page_no, page_size]
-    drawn = [table, summary, wins, margins, agreement, page_no, decoder, disagree, sort_by]
+    drawn = [table, summary, wins, margins, agreement, page_no, decoder, disagree, missed, sort_by]
 
     def first_page(*args):  # a new file or new filters start again at page 1
         return 1
@@ -240,7 +245,7 @@ def build_explore_page(page: ExplorePage) -> None:
     load.click(first_page, None, page_no, api_visibility="private") \
         .then(page.explore, inputs, payload, api_name="explore") \
         .success(page.draw, [payload] + source + filters, drawn, api_visibility="private")
-    gr.on([decoder.input, all_agree.input, disagree.input, margin.submit, search.submit, sort_by.input,
+    gr.on([decoder.input, all_agree.input, disagree.input, missed.input, margin.submit, search.submit, sort_by.input,
            descending.input, page_size.input, refs.input], first_page, None, page_no, api_visibility="private") \
         .then(page.explore, inputs, payload, api_visibility="private") \
         .success(page.draw, [payload] + source + filters, drawn, api_visibility="private")
