@@ -160,6 +160,8 @@ def test_parquet_results_folder(tmp_path):
     assert list(c.table["decoder"]) == ["d1", "d1", "d3", "d2"]
     assert c.failed == [(5, "bad.mp4", "unreadable")]
     assert stored_result(c, 4).video == "clips/v3.mp4"  # read back from the second part
+    one = sorted((tmp_path / "res.parquet").glob("part-*.parquet"))[0]  # a single part file, e.g. uploaded
+    assert list(load_corpus(one).table["video"]) == [d["video"] for d in CORPUS[:3]]
     (tmp_path / "res.parquet" / "part-zzz.parquet").write_bytes(b"PAR1 not really")
     c = load_corpus(tmp_path / "res.parquet")
     assert len(c.table) == 4 and "unreadable Parquet part" in c.skipped[0].reason
@@ -239,3 +241,29 @@ def test_a_file_with_no_results_gives_an_empty_table(tmp_path):
     for fig in (explore_figures.wins_figure(c, rows), explore_figures.margin_figure(rows),
                 explore_figures.mean_agreement_figure(c, rows)):
         assert fig.axes[0].texts
+
+
+def test_frames_only_from_allowed_folders_and_only_of_the_captioned_file(tmp_path):
+    import dataclasses
+
+    from _app_harness import make_video
+    from c4c.frames import sample_frames
+    from c4c.result import CaptionResult
+    from c4c.ui.explore_page import ExplorePage
+    allowed, elsewhere = tmp_path / "allowed", tmp_path / "elsewhere"
+    allowed.mkdir()
+    elsewhere.mkdir()
+    clip = make_video(allowed / "clip.mp4", 3)
+    make_video(elsewhere / "far.mp4", 3)
+    f = sample_frames(clip, max_frames=2)
+    base = CaptionResult.from_dict(fake_result("clip.mp4", ["a", "b", "c"], [1.0, 0.5, 0.2]))
+    r = dataclasses.replace(base, timestamps=f.timestamps, frame_indices=f.indices,
+                            video_info={"n_frames_total": f.n_frames_total})
+    page = ExplorePage(allowed)
+    thumbs, note = page._frames(r)
+    assert len(thumbs) == 2 and "decoded again from clip.mp4" in note
+    thumbs, note = page._frames(dataclasses.replace(r, frame_indices=[0, 5]))
+    assert thumbs == [] and "not the captioned file" in note
+    for video in [str(elsewhere / "far.mp4"), "../elsewhere/far.mp4", "gone.mp4"]:
+        thumbs, note = page._frames(dataclasses.replace(r, video=video))
+        assert thumbs == [] and "not at hand" in note, video

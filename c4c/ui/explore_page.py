@@ -127,6 +127,9 @@ class ExplorePage:
                     f = sample_frames(p, max_frames=len(r.timestamps), fps_mode=r.settings.get("fps_mode", "exact"))
                 except C4CError:
                     break
+                total = r.video_info.get("n_frames_total", f.n_frames_total)
+                if f.indices != r.frame_indices or f.n_frames_total != total:  # not the file that was captioned
+                    return [], f"{p.name} is at hand but is not the captioned file (other frames); frames not shown"
                 return thumbnails(f.images, f.timestamps, f.indices), f"frames decoded again from {p.name}"
         return [], "the video file is not at hand: captions, scores and plots come from the stored result"
 
