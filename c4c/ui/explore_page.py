@@ -14,7 +14,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..errors import C4CError, InputError
+from ..errors import C4CError
+from ..result import METRIC_NAMES
 from . import explore_figures, figures, view
 from .explore import (SORTABLE, CorpusCache, Filters, apply_filters, explore_payload, list_results, resolve_in,
                       stored_result)
@@ -86,8 +87,8 @@ class ExplorePage:
         rows = apply_filters(corpus, self._filters(decoder, all_agree, vote_vs_grounding, vote_missed, margin_below,
                                                    search))
         import pandas as pd
-        df = pd.DataFrame([[r[c] for c in payload["columns"]] for r in payload["rows"]],
-                          columns=[HEADERS.get(c, c) for c in payload["columns"]])
+        shown = [c for c in payload["columns"] if c != "metric"]  # the API rows keep it; the table has no room
+        df = pd.DataFrame([[r[c] for c in shown] for r in payload["rows"]], columns=[HEADERS.get(c, c) for c in shown])
         choices = [ANY] + corpus.decoders
         return (df, summary_markdown(payload), explore_figures.wins_figure(corpus, rows),
                 explore_figures.margin_figure(rows), explore_figures.mean_agreement_figure(corpus, rows),
@@ -227,6 +228,7 @@ def build_explore_page(page: ExplorePage) -> None:
             winner = gr.HTML(elem_id="c4c-x-winner")
             why = gr.Markdown(elem_id="c4c-x-why")
             detail = gr.Dataframe(interactive=False, wrap=True, column_widths=view.COLUMN_WIDTHS,
+                                  headers=["Rank", "Model", "Caption", *METRIC_NAMES.values()],
                                   label="Every decoder's caption and its leave-one-out scores", elem_id="c4c-x-detail")
         with gr.Column(scale=2):
             gallery = gr.Gallery(label="Sampled frames", columns=5, height=200, object_fit="contain",
