@@ -56,7 +56,7 @@ def test_rows_of_a_results_file(running_app, files):
     assert p["rows"][0]["margin"] == 0.5 and p["rows"][1]["margin"] is None and p["rows"][1]["distinct"] == 1
     assert "grounding" not in p["rows"][0] and p["has_grounding"] is False
     assert [(s["line"], s["reason"][:14]) for s in p["skipped"]] == [(3, "not valid JSON"), (4, "not a c4c resu")]
-    assert p["skipped_total"] == 2 and p["decoders"] == ["d1", "d2", "d3", "d4"]
+    assert p["skipped_total"] == 2 and p["decoders"] == ["d1", "d2", "d3", "d4"] and p["metrics"] == ["cider"]
 
 
 def test_filters_sorting_and_references(running_app, files):

@@ -122,7 +122,7 @@ def test_sorting_and_paging(corpus_file):
     assert page_rows(c.table, page=99, size=3)[1] == 2 and page_rows(c.table, page=0, size=3)[1] == 1
     p = explore_payload(c, Filters(), "distinct", True, 1, 2)
     assert [r["line"] for r in p["rows"]] == [3, 4] and p["pages"] == 2 and p["matched"] == 4
-    assert p["rows"][0]["margin"] == 2.1 and p["columns"] == list(p["rows"][0])
+    assert p["rows"][0]["margin"] == 2.1 and p["columns"] == list(p["rows"][0]) and p["metrics"] == ["cider"]
     json.dumps(p, allow_nan=False)  # NaN margins become null: strict JSON
 
 
@@ -143,6 +143,7 @@ def test_allowed_folder(tmp_path):
     with pytest.raises(InputError, match="not a usable file name"):
         resolve_in(root, "a\0b.jsonl")
     assert list_results(root) == ["link.jsonl", "sub/a.jsonl"]
+    assert len(list_results(root, limit=1)) == 1
 
 
 def test_parquet_results_folder(tmp_path):
@@ -267,3 +268,13 @@ def test_frames_only_from_allowed_folders_and_only_of_the_captioned_file(tmp_pat
     for video in [str(elsewhere / "far.mp4"), "../elsewhere/far.mp4", "gone.mp4"]:
         thumbs, note = page._frames(dataclasses.replace(r, video=video))
         assert thumbs == [] and "not at hand" in note, video
+
+
+def test_summary_warns_of_mixed_metrics(tmp_path):
+    from c4c.ui.explore_page import summary_markdown
+    rouge = dict(CORPUS[2], metric="rouge")
+    p = explore_payload(load_corpus(write_jsonl(tmp_path / "m.jsonl", [CORPUS[0], rouge], {1: "{"})))
+    assert p["metrics"] == ["cider", "rouge"]
+    text = summary_markdown(p)
+    assert "mixed selecting metrics" in text and "line 2: not valid JSON" in text and "2 videos" in text
+    assert "mixed" not in summary_markdown(explore_payload(load_corpus(write_jsonl(tmp_path / "c.jsonl", CORPUS))))

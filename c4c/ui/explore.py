@@ -107,8 +107,9 @@ def resolve_in(root: str | os.PathLike, name: str | os.PathLike) -> Path:
     return path
 
 
-def list_results(root: str | os.PathLike, suffixes=(".jsonl", ".parquet", ".json")) -> list[str]:
-    """Results and references files under `root` (relative names, sorted); Parquet folders count."""
+def list_results(root: str | os.PathLike, suffixes=(".jsonl", ".parquet", ".json"), limit: int = 1000) -> list[str]:
+    """Results and references files under `root` (relative names, sorted; at most `limit`, so a huge
+    folder cannot stall the page); Parquet folders count."""
     base = Path(root)
     if not base.is_dir():
         return []
@@ -118,6 +119,8 @@ def list_results(root: str | os.PathLike, suffixes=(".jsonl", ".parquet", ".json
             if p.is_file() and p.parent.suffix.lower() == ".parquet":
                 continue  # a part of a Parquet folder
             out.append(str(p.relative_to(base)))
+            if len(out) >= limit:
+                break
     return sorted(out)
 
 
@@ -420,7 +423,7 @@ def explore_payload(corpus: Corpus, f: Filters = Filters(), sort_by: str = "line
     rows = [{c: _json_value(v) for c, v in zip(cols, rec)} for rec in shown[cols].itertuples(index=False)]
     return {"file": corpus.path.name, "videos": len(corpus.table), "matched": len(kept), "page": page,
             "pages": pages, "page_size": max(1, min(int(page_size), MAX_PAGE_SIZE)), "columns": cols,
-            "rows": rows, "decoders": corpus.decoders, "has_grounding": corpus.has_grounding,
+            "rows": rows, "decoders": corpus.decoders, "metrics": sorted(set(corpus.table["metric"])), "has_grounding": corpus.has_grounding,
             "references": corpus.references, "skipped": [vars(s) for s in corpus.skipped],
             "skipped_total": corpus.n_skipped,
             "failed": [{"line": n, "video": v, "error": e} for n, v, e in corpus.failed[:MAX_REPORTED]],

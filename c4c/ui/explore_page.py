@@ -165,6 +165,8 @@ def summary_markdown(p: dict) -> str:
             f"{p['pages']} (read in {p['load_s']:.2f} s)")
     if p["references"]:
         text += f"; CIDEr-D against the references in `{p['references']}`"
+    if len(p["metrics"]) > 1:
+        text += f"; **mixed selecting metrics** ({', '.join(p['metrics'])}): margins are on different scales"
     if not p["has_grounding"]:
         text += "; no grounding scores in this file"
     if p["failed_total"]:
