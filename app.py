@@ -4,7 +4,8 @@
     C4C_ZOO=path/or/hub-repo python app.py
 
 Environment: C4C_ZOO (zoo folder, or on Spaces a Hub repo id), C4C_MAX_UPLOAD_MB (100),
-C4C_MAX_DURATION_S (300), C4C_CONCURRENCY (2), C4C_QUEUE_SIZE (64), GRADIO_SERVER_NAME / _PORT.
+C4C_MAX_DURATION_S (300), C4C_CONCURRENCY (2), C4C_QUEUE_SIZE (64), GRADIO_SERVER_NAME / _PORT,
+C4C_EXPLORE_DIR (./results: the folder whose results files the Explore page, /explore, may open).
 The request logic lives in c4c/ui/; this file only lays out the page.
 """
 
@@ -61,8 +62,10 @@ def example_videos(folder: Path = EXAMPLES_DIR) -> list[Path]:
     return sorted(p for p in folder.glob("*") if p.suffix.lower() in VIDEO_SUFFIXES) if folder.is_dir() else []
 
 
-def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] | None = None) -> gr.Blocks:
-    """The page and its `/caption` API over one loaded Pipeline (shared read-only by all requests)."""
+def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] | None = None,
+               explore_dir: str | Path | None = None) -> gr.Blocks:
+    """The page and its `/caption` API over one loaded Pipeline (shared read-only by all requests),
+    and the Explore page (`/explore` API) over the results files in `explore_dir` ($C4C_EXPLORE_DIR)."""
     config = config or AppConfig.from_env()
     service = CaptionService(pipeline, config)
     names = service.names
@@ -132,6 +135,10 @@ def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] |
                             inputs, [result_json, *shown], fn=caption_and_render, cache_examples=True,
                             cache_mode="lazy", visible_columns=[0], example_labels=[p.stem for p in examples],
                             label="Examples (click one)")
+    with demo.route("Explore", "/explore"):
+        from c4c.ui.explore import default_explore_dir
+        from c4c.ui.explore_page import ExplorePage, build_explore_page
+        build_explore_page(ExplorePage(explore_dir or default_explore_dir(), pipeline, examples, [EXAMPLES_DIR]))
     demo.queue(default_concurrency_limit=config.concurrency, max_size=config.queue_size)
     return demo
 

@@ -33,6 +33,7 @@ class RunningApp:
     demo: object
     decoders: list[str]
     examples: list[Path]      # what the page offers, in order
+    explore_dir: Path | None = None  # the Explore page's allowed folder (empty at start)
 
 
 def make_video(path: Path, seconds: float, source: str = "testsrc", size: str = "160x120", rate: int = 10) -> Path:
@@ -76,12 +77,15 @@ def running_app(tmp_path_factory) -> RunningApp:
     examples = [videos["bars"], videos["pattern"]]
     if TEST_ZOO and app.example_videos():
         examples = app.example_videos()  # the page as `python app.py` shows it
-    demo = app.build_demo(pipeline, config, examples=examples)
+    explore_dir = root / "explore"
+    explore_dir.mkdir()
+    demo = app.build_demo(pipeline, config, examples=examples, explore_dir=explore_dir)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                 **app.launch_kwargs(config))
     try:
-        yield RunningApp(f"http://127.0.0.1:{port}/", videos, zoo, demo, list(pipeline.zoo.names), examples)
+        yield RunningApp(f"http://127.0.0.1:{port}/", videos, zoo, demo, list(pipeline.zoo.names), examples,
+                         explore_dir)
     finally:
         demo.close()
 

@@ -24,7 +24,7 @@ def comparable(d: dict) -> dict:
 
 def test_one_named_endpoint(running_app):
     api = client(running_app.url).view_api(print_info=False, return_format="dict")
-    assert list(api["named_endpoints"]) == ["/caption"]
+    assert list(api["named_endpoints"]) == ["/caption", "/explore"]  # /explore: the Explore page (test_app_explore.py)
     params = [p["parameter_name"] for p in api["named_endpoints"]["/caption"]["parameters"]]
     assert params == ["video", "metric", "beam", "max_frames", "decoders"]
 
