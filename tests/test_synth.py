@@ -109,7 +109,7 @@ def test_pixels_show_growth_entry_and_recolouring():
 
 def test_split_sizes_and_ids():
     full = SplitCounts()
-    assert (full.train, full.val, full.test) == (3000, 300, 500)
+    assert (full.train, full.val, full.test) == (5000, 300, 500)
     ids = {s: split_ids(s, TINY) for s in ("train", "val", "test")}
     assert [len(ids[s]) for s in ("train", "val", "test")] == [60, 10, 10]
     assert not (set(ids["train"]) & set(ids["val"])) and not (set(ids["val"]) & set(ids["test"]))

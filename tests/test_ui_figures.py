@@ -113,3 +113,14 @@ def test_agreement_figure_shows_the_matrix_with_an_empty_diagonal():
     assert figures.agreement_figure(r, "rouge").get_axes()[0].get_images()[0].get_clim() == (0.0, 1.0)
     labels = [lab.get_text() for lab in ax.get_yticklabels()]
     assert labels[r.winner].startswith("d2") and "LOO 2.00" in labels[r.winner]
+
+
+def test_zoo_markdown_says_what_the_zoo_gets_right():
+    from c4c.ui.view import zoo_markdown
+    attrs = {"colour": 98.4, "shape": 61.2, "event": 88.0, "all_three": 55.1, "both": 40.0}
+    ev = {"n_videos": 500, "rows": [{"name": "d1", "kind": "single", "attributes": attrs},
+                                    {"name": "ensemble (CIDEr-D vote)", "kind": "ensemble", "attributes": attrs}]}
+    text = zoo_markdown({"name": "demo", "description": "Synthetic shapes.", "decoders": {"d1": {}}}, ev)
+    assert "500 held-out test clips" in text and "shape on 61 %" in text and "40 % of two-object" in text
+    assert "Measured" not in zoo_markdown({"name": "x", "decoders": {}}, {"rows": [{"kind": "ensemble",
+                                                                                      "name": "ensemble (CIDEr-D vote)"}]})

@@ -20,7 +20,7 @@ def parse_counts(text: str):
     try:
         train, val, test = (int(x) for x in text.split(","))
     except ValueError:
-        raise InputError(f"--counts wants three integers train,val,test (e.g. 3000,300,500), got {text!r}") from None
+        raise InputError(f"--counts wants three integers train,val,test (e.g. 5000,300,500), got {text!r}") from None
     if min(train, val, test) < 0:
         raise InputError(f"--counts must not be negative, got {text!r}")
     return SplitCounts(train, val, test)
@@ -34,7 +34,7 @@ def add_parser(sub) -> None:
     p.add_argument("--first", action="store_true", help="take the first N ids instead of N diverse ones")
     p.add_argument("--out", help="folder for <id>.mp4 files and captions.json")
     p.add_argument("--annotations", help="write MSRVTT_data.json-style annotations of all splits here")
-    p.add_argument("--counts", default="3000,300,500", help="videos per split: train,val,test")
+    p.add_argument("--counts", default="5000,300,500", help="videos per split: train,val,test")
     p.set_defaults(func=run)
 
 

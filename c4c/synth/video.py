@@ -25,7 +25,7 @@ GENERATOR_VERSION = "c4c-synth-v1"  # part of every seed: bump it when the gener
 @dataclass(frozen=True)
 class SplitCounts:
     """Videos per split."""
-    train: int = 3000  # enough for the mini backbone and decoders to generalise
+    train: int = 5000  # decoder training videos: enough for the combinations of shape, colour and event
     val: int = 300     # per-epoch retrieval / caption checks
     test: int = 500    # final scores and the shipped examples
 

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from ..preprocess import normalize
 from .backbone_data import FrameSet, load_or_build
-from .clip_model import CLIP, ClipConfig, WordTokenizer
+from .clip_model import CLIP, ClipConfig, WordTokenizer, mimetic_init_
 
 __all__ = ["BackboneTrainConfig", "TINY", "train_backbone", "contrastive_loss", "embed_videos", "retrieval_metrics",
            "add_cli"]
@@ -51,8 +51,9 @@ class BackboneTrainConfig:
     batch_videos: int = 64        # videos (= captions) per contrastive batch
     frames_per_video: int = 2     # random frames per video per step (meanP over them)
     frame_loss: float = 1.0       # weight of the per-frame read-out heads (0: contrastive only)
-    patch_loss: float = 1.0       # weight of the per-patch shape target (0: off)
-    lr: float = 2e-3              # peak AdamW learning rate (tiny models from scratch like it high)
+    patch_loss: float = 5.0       # weight of the per-patch shape target (0: off)
+    mimetic: bool = True          # mimetic attention init (a convolution-like start; clip_model.mimetic_init_)
+    lr: float = 3e-3              # peak AdamW learning rate (tiny models from scratch like it high)
     weight_decay: float = 0.1     # on matrices only, not on gains, biases, embeddings, temperature
     warmup: float = 0.05          # fraction of all steps spent warming up linearly
     p_jpeg: float = 0.5           # fraction of frames JPEG round-tripped (mimics H.264 at inference)
@@ -126,6 +127,15 @@ def _evaluate(model: CLIP, heads, val: FrameSet, probe, tok: WordTokenizer) -> d
     return metrics
 
 
+def _patch_accuracy(model: CLIP, heads, probe) -> float:
+    from .frame_heads import targets_to_torch
+    model.eval()
+    with torch.inference_mode():
+        acc = heads.patch_accuracy(model.visual.tokens(normalize(probe.crops))[:, 1:], targets_to_torch(probe.targets))
+    model.train()
+    return acc
+
+
 def _param_groups(model: CLIP, weight_decay: float) -> list[dict]:
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
@@ -164,6 +174,8 @@ def train_backbone(out_dir: str | Path, cfg: BackboneTrainConfig = BackboneTrain
 
     torch.manual_seed(cfg.seed)
     model = CLIP(mcfg).train()
+    if cfg.mimetic:
+        mimetic_init_(model.visual.transformer)
     heads = FrameHeads(mcfg.embed_dim, mcfg.width)
     groups = _param_groups(model, cfg.weight_decay) + [{"params": list(heads.parameters()), "weight_decay": 0.0}]
     opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
@@ -220,6 +232,7 @@ def train_backbone(out_dir: str | Path, cfg: BackboneTrainConfig = BackboneTrain
                              "torch_rng": torch.get_rng_state(), "history": history,
                              "spent": {"wall": spent["wall"] + time.time() - t_start,
                                        "cpu": spent["cpu"] + time.process_time() - cpu_start}})
+        metrics["probe"]["patch"] = _patch_accuracy(model, heads, probe)
         if progress:
             p = metrics["probe"]
             tqdm.write(f"step {step}: loss {metrics['loss']:.3f}  val t2v R@1 {metrics['t2v_r1']:.1f}  probe: shape "

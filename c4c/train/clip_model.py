@@ -26,8 +26,8 @@ class ClipConfig:
     """Sizes of both towers. The default is the shipped mini backbone (0.22 M image-tower parameters,
     0.9 MB in fp32): on 2 CPU cores a width-64 tower trains ~2.3x faster per step than width 128,
     which buys the ~1,400 steps contrastive training from scratch needs within the time budget."""
-    image_size: int = 64      # input pixels per side (frames are 128x96; a small shape spans ~1.5 patches)
-    patch: int = 8            # 8x8 grid of patches -> 65 tokens with the class token
+    image_size: int = 96      # input pixels per side: the 96x96 centre crop of the 128x96 frames, unscaled
+    patch: int = 12           # 8x8 grid of patches -> 65 tokens with the class token
     width: int = 64           # image tower width; heads = width // 64 = 1
     layers: int = 4           # image tower residual blocks
     embed_dim: int = 64       # joint embedding = per-frame feature size the captioner reads
@@ -207,3 +207,30 @@ class WordTokenizer:
             ids = self.encode(t, context)
             out[i, :len(ids)] = torch.tensor(ids)
         return out
+
+
+@torch.no_grad()
+def mimetic_init_(tower: nn.Module, qk: tuple[float, float] = (0.7, 0.7), vo: tuple[float, float] = (0.4, 0.4),
+                  generator: torch.Generator | None = None) -> None:
+    """Mimetic initialisation of every attention layer of `tower` (Trockman & Kolter, ICML 2023):
+    W_q^T W_k ~ a Z + b I, so that at step 0 a token attends to tokens that look like it, which with
+    the 2-D sine-cosine positions means its neighbours (a convolution-like start); and
+    W_v^T W_o^T ~ a Z - b I. Z is Gaussian with variance 1/d. Per head, through an SVD."""
+    for block in tower.resblocks:
+        attn = block.attn
+        d, h = attn.embed_dim, attn.num_heads
+        hd = d // h
+        wq, wk, wv = attn.in_proj_weight.view(3, d, d).unbind(0)
+        wo = attn.out_proj.weight
+        for i in range(h):
+            s = slice(i * hd, (i + 1) * hd)
+            for (a, b), (left, right, sign) in ((qk, (wq, wk, 1.0)), (vo, (wv, None, -1.0))):
+                z = torch.randn(d, d, generator=generator) / math.sqrt(d)
+                u, sv, vt = torch.linalg.svd(a * z + sign * b * torch.eye(d))
+                root = sv[:hd].sqrt()
+                # Rank-hd factorisation of the target for this head: left^T (d x hd), right (hd x d).
+                left[s] = (u[:, :hd] * root).T
+                if right is not None:
+                    right[s] = (vt[:hd].T * root).T
+                else:
+                    wo[:, s] = vt[:hd].T * root

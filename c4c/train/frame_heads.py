@@ -67,6 +67,13 @@ class FrameHeads(nn.Module):
         return loss
 
     @torch.no_grad()
+    def patch_accuracy(self, patch_tokens: torch.Tensor, t: dict[str, torch.Tensor]) -> float:
+        """% of the patches covered by a shape whose shape the patch head names."""
+        pred = self.patch(self.patch_norm(patch_tokens)).argmax(-1)
+        on = t["patches"] > 0
+        return round(100 * float((pred == t["patches"])[on].float().mean()), 2) if on.any() else 0.0
+
+    @torch.no_grad()
     def scores(self, emb: torch.Tensor, t: dict[str, torch.Tensor]) -> dict[str, float]:
         """Held-out read-out quality: accuracies (%) over visible objects, position error in base px,
         orientation error in degrees of the symmetry period's phase."""
