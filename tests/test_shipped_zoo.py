@@ -10,6 +10,7 @@ from c4c.pipeline import CaptionSettings, Pipeline
 from c4c.zoo import default_zoo_dir, read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
+SHAPE_FLOOR, EVENT_FLOOR = 40.0, 60.0  # the zoo this one replaced: shape 20 % (chance), event 22 %
 
 
 def test_manifest_says_what_it_is_and_meets_the_targets():
@@ -24,6 +25,10 @@ def test_manifest_says_what_it_is_and_meets_the_targets():
     assert ensemble["cider"] > max(singles)                   # the paper's claim, on our test split
     assert min(singles) > 3 * baseline["cider"] and oracle["cider"] > ensemble["cider"]
     assert m["evaluation"]["disagreement"] >= 0.30
+    # What the zoo gets right, parsed from its captions against the test clips' labels (issue 12's
+    # floor: colour always, shape and event far above the chance level of the zoo it replaced).
+    vote = ensemble["attributes"]
+    assert vote["colour"] >= 95 and vote["shape"] >= SHAPE_FLOOR and vote["event"] >= EVENT_FLOOR
 
 
 def test_shipped_zoo_captions_an_example():
@@ -59,5 +64,9 @@ def test_the_shipped_table_is_what_the_zoo_scores(tmp_path):
         for k in ("bleu4", "meteor", "rouge_l", "cider"):
             assert abs(g[k] - w[k]) <= 0.3, (g["name"], k, g[k], w[k])
     assert abs(got["disagreement"] - want["disagreement"]) <= 0.01
+    for g, w in zip(got["rows"], want["rows"]):  # the attribute accuracies the README and the page quote
+        for k, v in (w.get("attributes") or {}).items():
+            if v is not None and k not in ("n_one", "n_two"):
+                assert abs(g["attributes"][k] - v) <= 1.0, (g["name"], k, g["attributes"][k], v)
     singles = [r["cider"] for r in got["rows"] if r["kind"] == "single"]
     assert next(r["cider"] for r in got["rows"] if r["name"].startswith("ensemble (CIDEr-D")) > max(singles)
