@@ -28,7 +28,7 @@ MASK_OF = {"repro": "repro", "univl": "frames", "ones": "ones"}  # golden conven
 def golden_decoder(path: Path, need: tuple[str, ...] = ()):
     """(config.json, CaptionModel, golden.json, inputs.npz as tensors) of a golden set; the test is
     skipped when the set lacks one of these files or of `need`."""
-    from c4c.captioner import CaptionModel
+    from c4c.captioning.model import CaptionModel
     files = ("config.json", "decoder.bin", "inputs.npz", "golden.json", *need)
     lacking = [f for f in files if not (path / f).is_file()]
     if lacking:

@@ -1,4 +1,4 @@
-"""`c4c.evaluate`: the Table-1 rows (singles, ensembles, oracle, baseline) and `python -m c4c evaluate`."""
+"""`c4c.train.evaluate`: the Table-1 rows (singles, ensembles, oracle, baseline) and `python -m c4c evaluate`."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from c4c.cli import main
-from c4c.evaluate import most_frequent_caption, score_rows
-from c4c.features_io import save_features
-from c4c.idf import IdfTable
-from c4c.metrics import corpus_scores, sentence_scores
-from c4c.random_zoo import RandomZooSpec, make_random_zoo
+from c4c.train.evaluate import most_frequent_caption, score_rows
+from c4c.features.files import save_features
+from c4c.vote.idf import IdfTable
+from c4c.vote.metrics import corpus_scores, sentence_scores
+from c4c.zoo.random_zoo import RandomZooSpec, make_random_zoo
 
 REFS = [["a red ball moves left", "a red ball goes left", "the red ball slides to the left"],
         ["a blue box spins", "a blue box rotates", "the blue square spins around"],

@@ -19,11 +19,11 @@ from hypothesis import strategies as st
 
 from conftest import golden_sets
 
-from c4c.ensemble import DEFAULT_METRICS, score_ensemble, score_ensembles
+from c4c.vote.ensemble import DEFAULT_METRICS, score_ensemble, score_ensembles
 from c4c.errors import VocabError
-from c4c.idf import IdfTable
-from c4c.metrics import normalize
-from c4c.tokenizer import Tokenizer, caption_rows
+from c4c.vote.idf import IdfTable
+from c4c.vote.metrics import normalize
+from c4c.captioning.tokenizer import Tokenizer, caption_rows
 
 FAST = ("cider", "bleu4", "rouge")  # METEOR runs in Java: a few examples only
 IDF = IdfTable.from_captions(

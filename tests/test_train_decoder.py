@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from univl_fixture import fake_univl, univl_shapes
 
 from c4c.cli import main
-from c4c.tokenizer import Tokenizer
+from c4c.captioning.tokenizer import Tokenizer
 from c4c.train.caption_data import (
     CaptionBatch,
     caption_loss,

@@ -1,6 +1,6 @@
 """A UniVL pre-training checkpoint (`univl.pretrained.bin`, SPEC 2.4) in miniature: its key naming
 (checked against ../shared/reference/keys_univl.txt by test_train_decoder.py) at any size, for the
-tests of `c4c.univl.init_from_univl` and of decoder training with `--init`."""
+tests of `c4c.captioning.univl.init_from_univl` and of decoder training with `--init`."""
 
 from __future__ import annotations
 

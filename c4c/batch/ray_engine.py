@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .batch.engine import Recorder, caption_one
-from .batch.work import BatchPipeline, Decoded, decode, zoo_image_size
-from .errors import InputError
-from .pipeline import CaptionSettings
+from .engine import Recorder, caption_one
+from .work import BatchPipeline, Decoded, decode, zoo_image_size
+from ..errors import InputError
+from ..pipeline import CaptionSettings
 
 __all__ = ["caption_ray", "import_ray"]
 
@@ -65,7 +65,7 @@ class _CaptionActor:
     def __init__(self, zoo_dir: str, device: str, settings: CaptionSettings, threads: int = 1):
         import torch
 
-        from .pipeline import Pipeline
+        from ..pipeline import Pipeline
         torch.set_num_threads(threads)  # = the CPUs the actor reserved; explicit, so results never depend on the node
         self.settings = settings
         self.pipe = BatchPipeline(Pipeline.from_zoo(zoo_dir, device=device, cache_size=0))

@@ -12,7 +12,7 @@ self-attention K/V per step (reordered by the back-pointers), and run the classi
 position only. `beam_search_reference` re-runs the decoder (and classifier) on the full prefix
 every step as the reference does: a slow baseline for benchmarks and a cross-check.
 
-Speed (eval-mode models on CPU): the step runs on prepacked weights (`kernels.FastDecoder`, built
+Speed (eval-mode models on CPU): the step runs on prepacked weights (`fast_decoder.FastDecoder`, built
 once per model and rebuilt if its weights change), the top-k is two-stage (per row, then over the
 beam x beam survivors: the same result as one top-k over beam x V), and `beam_search_many` decodes
 several decoders at once, interleaving their steps over worker threads that use one intra-op
@@ -29,10 +29,11 @@ from dataclasses import dataclass
 
 import torch
 
-from .caption_layers import additive_mask
-from .captioner import CaptionModel
-from .errors import InputError
-from .kernels import default_workers
+from .layers import additive_mask
+from .model import CaptionModel
+from ..errors import InputError
+from ..cpu import run_threads, thread_workers
+from ..settings import PRECISIONS
 
 __all__ = ["Hypothesis", "beam_search", "beam_search_many", "greedy", "beam_search_reference", "BOS_ID",
            "EOS_ID"]
@@ -96,7 +97,7 @@ class _PrefixState:
 
 
 class _FastState:
-    """`_CachedState` on the prepacked step of `kernels.FastDecoder`; cache rows first (N, layers, 2, nh, L, dh)."""
+    """`_CachedState` on the prepacked step of `fast_decoder.FastDecoder`; cache rows first (N, layers, 2, nh, L, dh)."""
 
     def __init__(self, engine, memory, video_mask, max_words: int):
         self.engine = engine
@@ -113,14 +114,14 @@ class _FastState:
         return self.engine.logits(tokens, pos, self.cache, self.mem_kv, self.mem_mask).log_softmax(-1)
 
 
-_ENGINES: "weakref.WeakKeyDictionary[CaptionModel, dict]" = weakref.WeakKeyDictionary()
+_ENGINES: weakref.WeakKeyDictionary[CaptionModel, dict] = weakref.WeakKeyDictionary()
 _ENGINES_LOCK = threading.Lock()
 
 
 def _engine(model: CaptionModel, precision: str = "fp32"):
     """The model's FastDecoder for `precision`, built on first use and rebuilt when any weight has
     changed since (in-place updates bump a tensor's version; a new tensor changes its address)."""
-    from .kernels import FastDecoder
+    from .fast_decoder import FastDecoder
     stamp = (model.cfg, tuple((p.data_ptr(), p._version) for p in model.parameters()))
     with _ENGINES_LOCK:
         per_model = _ENGINES.setdefault(model, {})
@@ -271,30 +272,24 @@ def _interleave(gens: list, workers: int) -> list:
         for _ in range(workers):
             todo.put(None)
 
-    def work():
-        torch.set_num_threads(1)  # per-thread: the caller's own intra-op setting is left as it was
-        with torch.inference_mode():
-            while (i := todo.get()) is not None:
-                try:
-                    next(gens[i])
-                    todo.put(i)
-                except StopIteration as stop:
-                    results[i] = stop.value
-                    with lock:
-                        left[0] -= 1
-                        if left[0] == 0:
-                            stop_all()
-                except BaseException as e:  # noqa: BLE001 - re-raised in the caller
-                    with lock:
-                        failure.append(e)
-                    stop_all()
-                    return
+    def work(_k: int) -> None:  # run_threads: one intra-op thread, inference mode on
+        while (i := todo.get()) is not None:
+            try:
+                next(gens[i])
+                todo.put(i)
+            except StopIteration as stop:
+                results[i] = stop.value
+                with lock:
+                    left[0] -= 1
+                    if left[0] == 0:
+                        stop_all()
+            except BaseException as e:  # noqa: BLE001 - re-raised in the caller
+                with lock:
+                    failure.append(e)
+                stop_all()
+                return
 
-    threads = [threading.Thread(target=work, name=f"c4c-decode-{k}", daemon=True) for k in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(work, workers, name="c4c-decode")
     if failure:
         raise failure[0]
     return results
@@ -318,9 +313,8 @@ def beam_search_many(models: list[CaptionModel], videos: list, video_masks: list
     (B_i, T_i, D) with video_masks[i]; returns one list of Hypothesis per model, equal to what
     `beam_search` gives each alone.
 
-    The decoders' steps are interleaved over `workers` threads (default: `kernels.default_workers`: the
+    The decoders' steps are interleaved over `workers` threads (default: `cpu.thread_workers`: the
     intra-op thread budget); `precision` "int8" / "bf16" are opt-ins that can change captions (kernels.py)."""
-    from .kernels import PRECISIONS
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     if not (len(models) == len(videos) == len(video_masks)):
@@ -336,7 +330,7 @@ def beam_search_many(models: list[CaptionModel], videos: list, video_masks: list
     if kind != "fast":
         with torch.inference_mode():
             return [_drain(g) for g in gens]
-    workers = default_workers(len(gens)) if workers is None else max(1, min(int(workers), len(gens)))
+    workers = thread_workers(len(gens)) if workers is None else max(1, min(int(workers), len(gens)))
     return _interleave(gens, workers)
 
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from .captioner import CaptionConfig
+    from .model import CaptionConfig
 
 __all__ = ["additive_mask", "LayerNorm", "VisualModel", "NormalizeVideo", "DecoderModel", "gelu"]
 

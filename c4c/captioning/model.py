@@ -24,13 +24,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .caption_layers import DecoderModel, LayerNorm, NormalizeVideo, VisualModel, additive_mask
-from .checkpoints import check_finite, check_shapes, load_state_dict, read_safetensors_metadata, save_safetensors
-from .errors import CheckpointError, InputError
+from .layers import DecoderModel, LayerNorm, NormalizeVideo, VisualModel, additive_mask
+from ..checkpoints import check_finite, check_shapes, load_state_dict, read_safetensors_metadata, save_safetensors
+from ..errors import CheckpointError, InputError
+from ..settings import MASKS
 
 __all__ = ["CaptionConfig", "CaptionModel", "prepare_video", "caption_loss", "MASKS"]
 
-MASKS = ("repro", "frames", "ones")
 _FORMAT = "c4c-caption"  # safetensors metadata "format" of files written by CaptionModel.save
 _TIED = "decoder.classifier.cls.predictions.decoder.weight"  # the classifier weight, tied to the word embedding
 _WORD = "decoder.embeddings.word_embeddings.weight"

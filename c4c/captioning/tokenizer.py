@@ -16,7 +16,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import VocabError
+from ..errors import VocabError
 
 __all__ = ["Tokenizer", "CaptionRows", "caption_rows"]
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import torch
 
-from .captioner import _TIED, _WORD, CaptionModel
-from .checkpoints import check_finite, load_state_dict
-from .errors import CheckpointError
+from .model import _TIED, _WORD, CaptionModel
+from ..checkpoints import check_finite, load_state_dict
+from ..errors import CheckpointError
 
 __all__ = ["LoadReport", "init_from_univl"]
 

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from ..errors import InputError
-from ..idf import IdfTable
+from ..vote.idf import IdfTable
 
 __all__ = ["add_parser", "run", "read_documents", "SPLITS"]
 

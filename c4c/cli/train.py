@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..settings import MASKS
+
 __all__ = ["add_parser", "run_decoder"]
 
 
@@ -40,7 +42,7 @@ def _add_decoder(tsub) -> None:
                    help="captions drawn per video per epoch (0 = every caption once per epoch, as the reference)")
     p.add_argument("--max-frames", type=int, default=d.max_frames)
     p.add_argument("--max-words", type=int, default=d.max_words)
-    p.add_argument("--mask", choices=("frames", "repro"), default=d.mask, help="video mask convention (SPEC 3.4)")
+    p.add_argument("--mask", choices=MASKS[:2], default=d.mask, help="video mask convention (SPEC 3.4)")
     p.add_argument("--pad-loss", choices=("ignore", "reference"), default=d.pad_loss,
                    help="'reference' also trains [PAD] targets as UniVL does (SPEC 2.3)")
     p.add_argument("--val-beam", type=int, default=d.val_beam, help="1 = greedy val decoding")

@@ -14,7 +14,8 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import OrderedDict
-from typing import Any, Hashable
+from typing import Any
+from collections.abc import Hashable
 
 __all__ = ["FeatureCache", "nbytes"]
 

@@ -1,32 +1,23 @@
-"""`python -m c4c extract`: 1-fps frame embeddings of many videos into one features file.
-
-    python -m c4c extract --backbone B.safetensors --out feats.pickle videos/        # a folder
-    python -m c4c extract --backbone B.safetensors --out feats.pickle "clips/*.mp4"  # a glob
-    python -m c4c extract --backbone B.safetensors --out feats.npz list.txt          # a list file
-    python -m c4c extract --backbone B.safetensors --out train.npz --synth train     # rendered directly
-    python -m c4c extract ... --out part0.npz --shard 0/4    # machine 1 of 4 (each its own --out)
+"""Frame embeddings of many videos into one features file, resumable (the engine of `c4c extract`).
 
 The output F maps video id (file stem, or synthetic id) -> float32 (n_frames, D), in the reference's
-pickle layout (`.pickle`) or as `.npz` (see c4c/features_io.py); two files with the same stem are
-refused. Inputs are found as `python -m c4c caption` finds them (folders, quoted globs, .txt lists).
+pickle layout (`.pickle`) or as `.npz` (see c4c/features/files.py); two files with the same stem are
+refused. Inputs are found as `c4c caption` finds them (folders, quoted globs, .txt lists).
 
 Resumable: each finished video is appended to the journal F.partial and fsync'ed, so a killed run
 loses at most the video in flight; a rerun of the same command skips the ids already in F or the
 journal (a torn last record is cut away) and, when it is done, merges the journal into F atomically
-and deletes it. A journal left by another --backbone, --crop or --max-frames is refused, never mixed
+and deletes it. A journal left by another backbone, crop or max_frames is refused, never mixed
 in. Only ids are kept in memory during a run; the merge reads and writes an .npz one video at a
 time, a .pickle (one pickled dict) whole. A video that cannot be read is skipped and recorded with a
-one-line reason in F.errors.json; reruns skip it too unless --retry-errors is given. --shard i/n
+one-line reason in F.errors.json; reruns skip it too unless retry_errors is set. A shard i/n
 takes the videos whose name hashes to shard i (the batch captioner's rule), so n machines extract
 disjoint parts.
-
-Exit codes (as `python -m c4c caption --out`): 0 every video of the selection has features; 2 some
-videos failed (now or in an earlier run), or bad arguments; 130 interrupted (rerun to continue).
 """
+
 
 from __future__ import annotations
 
-import argparse
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -37,7 +28,7 @@ import numpy as np
 
 from ..errors import C4CError, InputError
 
-__all__ = ["add_parser", "run", "extract", "ExtractReport", "Interrupted"]
+__all__ = ["extract", "ExtractReport", "Interrupted", "summary", "synth_items", "file_items"]
 
 
 @dataclass
@@ -61,7 +52,7 @@ class Interrupted(KeyboardInterrupt):
 
 def _stored(out: Path) -> tuple[set[str], set[int]]:
     """Ids and feature widths already in `out` (an .npz is read one array at a time)."""
-    from ..features_io import iter_features
+    from .files import iter_features
     ids, dims = set(), set()
     if out.exists():
         for vid, arr in iter_features(out):
@@ -87,9 +78,9 @@ def extract(backbone, items: Sequence[tuple[str, Callable[[], np.ndarray]]], out
     ignored: every video is saved. Ctrl-C raises `Interrupted` (its `.report`) without merging."""
     from tqdm import tqdm
 
-    from ..features_io import FEATURE_SUFFIXES
-    from ..features_journal import Journal, merge, read_errors
-    from ..preprocess import preprocess
+    from .files import FEATURE_SUFFIXES
+    from .journal import Journal, merge, read_errors
+    from ..video.preprocess import preprocess
 
     out = Path(out)
     if out.suffix.lower() not in FEATURE_SUFFIXES:
@@ -150,7 +141,7 @@ def extract(backbone, items: Sequence[tuple[str, Callable[[], np.ndarray]]], out
 
 def summary(report: ExtractReport, shard: tuple[int, int] = (0, 1)) -> str:
     """The one line printed at the end of a run."""
-    from ..features_journal import errors_path, journal_path
+    from .journal import errors_path, journal_path
     where = f"{report.out}" + (f" (shard {shard[0]}/{shard[1]})" if shard[1] > 1 else "")
     text = (f"{'interrupted' if report.interrupted else 'done'}: {len(report.done)} extracted, "
             f"{len(report.skipped)} skipped (already there), {len(report.failed)} failed")
@@ -163,41 +154,20 @@ def summary(report: ExtractReport, shard: tuple[int, int] = (0, 1)) -> str:
     return f"{text} -> {where}" + (f"; reasons in {errors_path(report.out)}" if report.failed else "")
 
 
-def add_parser(sub) -> None:
-    p = sub.add_parser("extract", help="1-fps CLIP features of many videos into one .pickle/.npz (resumable)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("inputs", nargs="*", help="video files, folders (searched recursively), quoted glob patterns "
-                   "or list files (.txt: one path per line)")
-    p.add_argument("--synth", choices=("train", "val", "test"), help="render this synthetic split instead")
-    p.add_argument("--n", type=int, help="with --synth: the first N videos of the split (default: all of it)")
-    p.add_argument("--backbone", required=True, help="image tower weights (c4c .safetensors, CLIP4Clip .bin, ...)")
-    p.add_argument("--out", required=True, help="output .pickle (reference layout) or .npz")
-    p.add_argument("--max-frames", type=int, default=20, help="at most N frames per video, picked uniformly")
-    p.add_argument("--crop", choices=("c4c", "repro"), default="c4c", help="preprocessing crop (default c4c, "
-                   "as the captioning pipeline)")
-    p.add_argument("--shard", default=None, metavar="i/n", help="extract only shard i of n (0 <= i < n; by a hash "
-                   "of each video's name, as `caption --shard`); give each shard its own --out")
-    p.add_argument("--retry-errors", action="store_true",
-                   help="retry the videos recorded as failed in OUT.errors.json by an earlier run")
-    p.add_argument("--save-every", type=int, default=None, help=argparse.SUPPRESS)  # obsolete: every video is saved
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
-
-
-def _synth_items(split: str, n: int | None, max_frames: int, shard: tuple[int, int]):
-    from ..batch.inputs import VideoInput, in_shard
+def synth_items(split: str, n: int | None, max_frames: int, shard: tuple[int, int]):
+    """(id, frames loader) of the shard's videos of a synthetic split, rendered on demand."""
+    from ..video.inputs import VideoInput, in_shard
     from ..synth import SplitCounts, render_seconds, split_ids
     ids = split_ids(split, SplitCounts()) if n is None else [f"{split}_{i:05d}" for i in range(n)]
     return [(vid, lambda vid=vid: render_seconds(vid, max_frames))
             for vid in ids if in_shard(VideoInput(vid, vid), *shard)]  # the id is the name hashed
 
 
-def _file_items(inputs: Sequence[str], max_frames: int, shard: tuple[int, int]):
+def file_items(inputs: Sequence[str], max_frames: int, shard: tuple[int, int]):
     """(file stem, frames loader) of the shard's videos; a stem shared by two files is an error for
     every shard (decided on the whole list, so all machines agree)."""
-    from ..batch.inputs import find_videos, in_shard, video_key
-    from ..frames import sample_frames
+    from ..video.inputs import find_videos, in_shard, video_key
+    from ..video.frames import sample_frames
     videos = find_videos(list(inputs))
     by_id: dict[str, str] = {}
     for v in videos:
@@ -207,34 +177,3 @@ def _file_items(inputs: Sequence[str], max_frames: int, shard: tuple[int, int]):
         by_id[vid] = video_key(v.path)
     return [(Path(v.path).stem, lambda p=v.path: sample_frames(p, max_frames=max_frames).images)
             for v in videos if in_shard(v, *shard)]
-
-
-def run(args) -> int:
-    import warnings
-
-    import torch
-
-    from ..backbone import Backbone
-    from ..batch.inputs import parse_shard
-
-    if bool(args.inputs) == bool(args.synth):
-        raise InputError("give either video files/folders/globs or --synth SPLIT (not both, not neither)")
-    if args.max_frames < 1 or args.threads < 1 or (args.n is not None and args.n < 1):
-        raise InputError("--max-frames, --threads and --n must be at least 1")
-    if Path(args.out).suffix.lower() not in (".pickle", ".pkl", ".npz"):
-        raise InputError(f"--out {args.out}: use a .pickle, .pkl or .npz file name")
-    shard = parse_shard(args.shard)
-    items = (_synth_items(args.synth, args.n, args.max_frames, shard) if args.synth
-             else _file_items(args.inputs, args.max_frames, shard))
-    torch.set_num_threads(args.threads)
-    backbone = Backbone.from_file(args.backbone)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # per-video decoder notes; failures are recorded and reported
-        try:
-            report = extract(backbone, items, args.out, crop=args.crop, progress=not args.quiet,
-                             retry_errors=args.retry_errors, settings={"max_frames": args.max_frames})
-        except Interrupted as e:
-            print(summary(e.report, shard), flush=True)
-            return 130
-    print(summary(report, shard), flush=True)
-    return 2 if report.failed else 0

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 __all__ = ["save_features", "load_features", "iter_features", "FEATURE_SUFFIXES"]
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 __all__ = ["Journal", "journal_path", "errors_path", "read_errors", "write_errors", "merge", "remove_outputs"]
 
@@ -216,7 +216,7 @@ def merge(out: str | os.PathLike, journal: Journal, errors: Mapping[str, str]) -
     """Fold the journal into `out` (created, possibly empty, if missing), write the errors file,
     then delete the journal: in that order, so a kill at any point loses nothing (a rerun that
     finds both the new `out` and the journal merges the same features again)."""
-    from .features_io import iter_features, save_features
+    from .files import iter_features, save_features
     out = Path(out)
     if journal.features or not out.exists():
         new = set(journal.features)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..preprocess import normalize
+from ..video.preprocess import normalize
 from .backbone_data import FrameSet, load_or_build
 from .clip_model import CLIP, ClipConfig, WordTokenizer
 
@@ -232,7 +232,7 @@ def _jsonable(d):
 
 def _save(model: CLIP, mcfg: ClipConfig, tok: WordTokenizer, cfg: BackboneTrainConfig, final: dict,
           out_dir: Path) -> dict[str, str]:
-    from ..backbone import Backbone
+    from ..vision.backbone import Backbone
     from ..checkpoints import save_safetensors
 
     m = mcfg

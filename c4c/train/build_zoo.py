@@ -27,10 +27,10 @@ from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 
-from .synth import SplitCounts
-from .train.backbone import TINY as TINY_BACKBONE
-from .train.backbone import BackboneTrainConfig
-from .train.decoder import DecoderTrainConfig
+from ..synth import SplitCounts
+from .backbone import TINY as TINY_BACKBONE
+from .backbone import BackboneTrainConfig
+from .decoder import DecoderTrainConfig
 
 __all__ = ["ZooRecipe", "FULL", "TINY", "RECIPES", "STAGES", "build_zoo"]
 
@@ -105,7 +105,7 @@ class _Paths:
 
 def _train_group(jobs, features, annotations, vocab, slot: int, progress: bool) -> list[dict]:
     """Worker: train several decoders in turn (one process, one thread)."""
-    from .train.decoder import load_train_data, train_decoder
+    from .decoder import load_train_data, train_decoder
     data = load_train_data(features, annotations, vocab)
     done = []
     for name, cfg, out in jobs:
@@ -132,8 +132,8 @@ def _train_decoders(recipe: ZooRecipe, p: _Paths, todo: list[str], progress: boo
 
 def _load_decoder(path: Path):
     """(CaptionModel, metadata): the model built with the settings it was trained with."""
-    from .captioner import CaptionModel
-    from .train.decoder import read_metadata
+    from ..captioning.model import CaptionModel
+    from .decoder import read_metadata
     meta = read_metadata(path)
     model = CaptionModel.from_file(path, heads=meta.get("heads"), mask=meta.get("mask"),
                                    max_frames=meta.get("max_frames"), max_words=meta.get("max_words"))
@@ -158,7 +158,7 @@ def _decoder_entry(name: str, path: Path) -> dict:
 def build_zoo(out: str | Path, work: str | Path, recipe: ZooRecipe = FULL, size: str = "full", force: bool = False,
               redo: tuple[str, ...] = (), progress: bool = True, log: Callable[[str], None] = print) -> dict:
     """Run the stages that are missing (or forced) and write `out/manifest.json`; returns the manifest."""
-    from .zoo import write_manifest
+    from ..zoo import write_manifest
     p = _Paths(Path(work), Path(out))
     p.work.mkdir(parents=True, exist_ok=True)
     p.out.mkdir(parents=True, exist_ok=True)
@@ -183,14 +183,14 @@ def build_zoo(out: str | Path, work: str | Path, recipe: ZooRecipe = FULL, size:
         return result
 
     if stage("annotations", p.annotations.is_file()):
-        from .synth import write_annotations
+        from ..synth import write_annotations
         timed("annotations", write_annotations, p.annotations, recipe.counts)
-    from .train.caption_data import load_annotations
+    from .caption_data import load_annotations
     ann = load_annotations(p.annotations)
 
     backbone_file = p.backbone_dir / "backbone.safetensors"
     if stage("backbone", backbone_file.is_file() and _same_backbone_config(p.backbone_dir, recipe.backbone)):
-        from .train.backbone import train_backbone
+        from .backbone import train_backbone
         timed("backbone", train_backbone, p.backbone_dir, recipe.backbone, p.work / "cache", progress=progress)
 
     fresh = first_redo[0] <= STAGES.index("backbone")  # a new backbone: old features must go
@@ -199,10 +199,10 @@ def build_zoo(out: str | Path, work: str | Path, recipe: ZooRecipe = FULL, size:
 
     train_caps = [c for v in ann.ids("train") for c in ann.captions[v]]
     if stage("vocab", p.vocab.is_file()):
-        from .train.vocab import build_vocab, write_vocab
+        from .vocab import build_vocab, write_vocab
         write_vocab(build_vocab(train_caps), p.vocab)
     if stage("idf", p.idf.is_file()):
-        from .idf import IdfTable
+        from ..vote.idf import IdfTable
         IdfTable.from_captions([list(ann.captions[v]) for v in ann.ids("train")],
                                source=f"c4c synthetic shapes train split ({len(ann.ids('train'))} videos)").save(p.idf)
 
@@ -213,9 +213,9 @@ def build_zoo(out: str | Path, work: str | Path, recipe: ZooRecipe = FULL, size:
 
     if stage("evaluate", p.evaluation.is_file()):
         from .evaluate import evaluate_models
-        from .features_io import load_features
-        from .idf import IdfTable
-        from .tokenizer import Tokenizer
+        from ..features.files import load_features
+        from ..vote.idf import IdfTable
+        from ..captioning.tokenizer import Tokenizer
         models = {n: _load_decoder(p.decoder(n))[0] for n, _ in recipe.decoders}
         ev = timed("evaluate", evaluate_models, models, Tokenizer.from_file(p.vocab), IdfTable.load(p.idf),
                    load_features(p.features), ann, split="test", beam=recipe.beam, progress=progress,
@@ -258,7 +258,7 @@ def _same_backbone_config(folder: Path, cfg: BackboneTrainConfig) -> bool:
 
 
 def _has_all(features: Path, ids) -> bool:
-    from .features_io import load_features
+    from ..features.files import load_features
     try:
         have = load_features(features)
     except Exception:  # an unreadable file is simply redone
@@ -267,16 +267,16 @@ def _has_all(features: Path, ids) -> bool:
 
 
 def _extract(backbone_file: Path, ids, out: Path, max_frames: int, progress: bool, fresh: bool) -> None:
-    from .backbone import Backbone
-    from .cli.extract import extract
-    from .features_journal import remove_outputs
-    from .synth import render_seconds
+    from ..vision.backbone import Backbone
+    from ..features.extract import extract
+    from ..features.journal import remove_outputs
+    from ..synth import render_seconds
     if fresh:  # features of an older backbone must not mix with the new one's (nor its unfinished journal)
         remove_outputs(out)
     backbone = Backbone.from_file(backbone_file)
     items = [(v, lambda v=v: render_seconds(v, max_frames)) for v in ids]
     report = extract(backbone, items, out, save_every=500, progress=progress)
     if report.failed:
-        from .errors import C4CError
+        from ..errors import C4CError
         raise C4CError(f"feature extraction failed for {len(report.failed)} synthetic video(s), e.g. "
                        f"{next(iter(report.failed.items()))}")

@@ -91,7 +91,7 @@ def load_annotations(path: str | Path) -> Annotations:
 
 def encode_caption(tokenizer, caption: str, max_words: int) -> tuple[list[int], list[int], list[int]]:
     """(input_ids, target_ids, decoder_mask), each `max_words` long, as the reference builds them."""
-    from ..tokenizer import caption_rows
+    from ..captioning.tokenizer import caption_rows
     rows = caption_rows(tokenizer, caption, max_words)
     return list(rows.input_ids), list(rows.output_ids), list(rows.mask)
 
@@ -100,7 +100,7 @@ def pad_video(feats: np.ndarray, cfg) -> tuple[np.ndarray, np.ndarray]:
     """((max_frames, D) float32, (max_frames,) float32 mask) under the model's convention
     (`c4c.captioner.prepare_video`, the same code inference uses: frames beyond `max_frames` are
     dropped from the end; mask 1 on real frames for "frames", all 0 for "repro")."""
-    from ..captioner import prepare_video
+    from ..captioning.model import prepare_video
     video, mask = prepare_video(feats, cfg)
     return video[0].numpy(), mask[0].float().numpy()
 
@@ -225,7 +225,7 @@ def caption_loss(logits: torch.Tensor, batch: CaptionBatch, pad_loss: str = "ign
     re-training parity; use it with untrimmed batches.
     """
     if pad_loss == "reference":
-        from ..captioner import caption_loss as reference_loss
+        from ..captioning.model import caption_loss as reference_loss
         return reference_loss(logits, batch.target_ids)
     if pad_loss != "ignore":
         raise InputError(f"pad_loss must be one of {PAD_LOSS_MODES}, got {pad_loss!r}")

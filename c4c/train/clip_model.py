@@ -180,7 +180,7 @@ class WordTokenizer:
         self.sot, self.eot = len(self.words) + 2, len(self.words) + 3
 
     @classmethod
-    def from_captions(cls, captions) -> "WordTokenizer":
+    def from_captions(cls, captions) -> WordTokenizer:
         return cls(sorted({w for c in captions for w in cls.split(c)}))
 
     @staticmethod

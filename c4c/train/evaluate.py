@@ -76,8 +76,8 @@ def decode_split(model, features: Mapping[str, np.ndarray], video_ids: Sequence[
                  batch_size: int = 64, desc: str = "decoding", progress: bool = True) -> list[str]:
     """One caption per video (beam search with the reference semantics, or greedy for beam 1),
     videos prepared with the model's own mask convention and batched."""
-    from .train.caption_data import pad_video
-    from .train.decoder import decode_texts
+    from .caption_data import pad_video
+    from .decoder import decode_texts
     texts: list[str] = []
     starts = range(0, len(video_ids), batch_size)
     for s in tqdm(starts, desc=desc, leave=False, disable=not progress):
@@ -88,7 +88,7 @@ def decode_split(model, features: Mapping[str, np.ndarray], video_ids: Sequence[
 
 
 def _row(name: str, kind: str, refs, hyps) -> EvalRow:
-    from .metrics import corpus_scores
+    from ..vote.metrics import corpus_scores
     s = corpus_scores(refs, hyps)  # idf=None: IDF from the evaluated references (reference convention)
     return EvalRow(name, kind, *(round(100.0 * s[k], 2) for k in ("bleu4", "meteor", "rouge", "cider")))
 
@@ -96,8 +96,8 @@ def _row(name: str, kind: str, refs, hyps) -> EvalRow:
 def score_rows(refs: Sequence[Sequence[str]], per_decoder: Mapping[str, Sequence[str]], idf, baseline: str,
                log: Callable[[str], None] | None = None) -> tuple[list[EvalRow], dict[str, list[str]], float]:
     """(rows, captions per row, disagreement) from every decoder's captions of the same videos."""
-    from .ensemble import score_ensembles
-    from .metrics import normalize, sentence_scores
+    from ..vote.ensemble import score_ensembles
+    from ..vote.metrics import normalize, sentence_scores
     names = list(per_decoder)
     n = len(refs)
     rows, chosen = [], {}
@@ -128,7 +128,7 @@ def evaluate_models(models: Mapping[str, object], tokenizer, idf, features: Mapp
                     split: str = "test", beam: int = 5, progress: bool = True,
                     log: Callable[[str], None] | None = print) -> Evaluation:
     """Decode `split` with every model and score all rows (see the module docstring)."""
-    from .errors import InputError
+    from ..errors import InputError
     ids = ann.ids(split)
     if not ids:
         raise InputError(f"{ann.source}: the {split} split is empty")
@@ -150,9 +150,9 @@ def evaluate_models(models: Mapping[str, object], tokenizer, idf, features: Mapp
 def evaluate_zoo(zoo_dir, features_path, annotations_path, split: str = "test", beam: int = 5,
                  progress: bool = True, log: Callable[[str], None] | None = print) -> Evaluation:
     """Load a zoo, the features and the annotations, and evaluate (`python -m c4c evaluate`)."""
-    from .features_io import load_features
-    from .train.caption_data import load_annotations
-    from .zoo import Zoo
+    from ..features.files import load_features
+    from .caption_data import load_annotations
+    from ..zoo import Zoo
     zoo = Zoo(zoo_dir)
     ann = load_annotations(annotations_path)
     feats = load_features(features_path)

@@ -14,13 +14,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .errors import InputError
+from ..errors import InputError
+from ..settings import CROPS
 
 __all__ = ["preprocess", "crop_uint8", "normalize", "CLIP_MEAN", "CLIP_STD", "CROPS"]
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-CROPS = ("c4c", "repro")
 
 _MEAN32 = np.asarray(CLIP_MEAN, dtype=np.float32)
 _STD32 = np.asarray(CLIP_STD, dtype=np.float32)
@@ -88,6 +88,6 @@ def preprocess(images: np.ndarray, size: int = 224, crop: str = "c4c") -> torch.
         return torch.zeros((0, 3, size, size), dtype=torch.float32)
     # Frames are independent and Pillow's resize releases the GIL: spread them over the thread budget
     # (60 frames of 640x360: 0.24 s -> 0.15 s on 2 cores; the same bits, each crop is done as before).
-    from .kernels import parallel_map
+    from ..cpu import parallel_map
     crops = np.stack(parallel_map(lambda im: crop_uint8(im, size, crop), list(images)))  # [n,size,size,3] uint8
     return normalize(crops)

@@ -15,15 +15,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .errors import InputError
+from ..errors import InputError
+from ..settings import METRICS as _CANONICAL  # fixed order of the tie-break sum
 from .idf import IdfTable
 from .metrics import METRICS, normalize, sentence_scores
 
 __all__ = ["EnsembleOutcome", "score_ensemble", "score_ensembles", "DEFAULT_METRICS", "TIE_TOLERANCE"]
 
-DEFAULT_METRICS = ("cider", "bleu4", "meteor", "rouge")
+DEFAULT_METRICS = _CANONICAL
 TIE_TOLERANCE = 1e-12  # scores closer than this are equal (absolute; CIDEr-D is at most 10)
-_CANONICAL = ("cider", "bleu4", "meteor", "rouge")  # fixed order of the tie-break sum
 
 TIE_BREAK_RULE = (
     "highest leave-one-out score under the selecting metric; scores within 1e-12 of each other "
@@ -59,7 +59,7 @@ class EnsembleOutcome:
         """The winning caption."""
         return self.captions[self.winner]
 
-    def reselect(self, select: str) -> "EnsembleOutcome":
+    def reselect(self, select: str) -> EnsembleOutcome:
         """The same vote decided by another of the computed metrics, without rescoring (e.g. one
         `score_ensembles` call, then one outcome per selecting metric)."""
         if select not in self.loo:

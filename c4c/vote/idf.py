@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
-from .errors import InputError
+from ..errors import InputError
 
 __all__ = ["IdfTable", "ngram_counts", "MAX_N"]
 
@@ -96,7 +96,7 @@ class IdfTable:
         return self._source
 
     @classmethod
-    def from_captions(cls, docs: Iterable[Iterable[str]], source: str = "") -> "IdfTable":
+    def from_captions(cls, docs: Iterable[Iterable[str]], source: str = "") -> IdfTable:
         """Count document frequencies over `docs`, one list of reference captions per video."""
         df: dict[Ngram, int] = {}
         n_docs = 0
@@ -158,7 +158,7 @@ class IdfTable:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "IdfTable":
+    def load(cls, path: str | Path) -> IdfTable:
         """Read a table written by `save` (.json or .json.gz)."""
         path = Path(path)
         try:
@@ -173,7 +173,7 @@ class IdfTable:
         return cls._from_json_dict(obj, path)
 
     @classmethod
-    def _from_json_dict(cls, obj: object, where: object) -> "IdfTable":
+    def _from_json_dict(cls, obj: object, where: object) -> IdfTable:
         if not isinstance(obj, dict) or obj.get("format") != _FORMAT:
             raise InputError(f"{where} is not a c4c IDF table (no \"format\": \"{_FORMAT}\"); build one with `python -m c4c idf`")
         if obj.get("version") != _VERSION:

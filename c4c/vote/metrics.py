@@ -32,12 +32,12 @@ from pycocoevalcap.bleu.bleu_scorer import BleuScorer
 from pycocoevalcap.meteor import meteor as _pycoco_meteor  # only for the jar's location
 from pycocoevalcap.rouge.rouge import Rouge
 
-from .errors import C4CError, InputError
+from ..errors import C4CError, InputError
+from ..settings import METRICS
 from .idf import MAX_N, IdfTable, ngram_counts
 
 __all__ = ["METRICS", "normalize", "sentence_scores", "corpus_scores", "meteor_pid", "close_meteor"]
 
-METRICS = ("bleu4", "meteor", "rouge", "cider")
 _SIGMA = 6.0  # CIDEr-D gaussian length penalty
 
 

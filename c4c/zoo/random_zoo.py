@@ -10,10 +10,10 @@ from pathlib import Path
 
 import torch
 
-from .backbone import Backbone, VisionArch, _expected_shapes
-from .captioner import CaptionConfig, CaptionModel
-from .idf import IdfTable
-from .zoo import write_manifest
+from ..vision.backbone import Backbone, VisionArch, _expected_shapes
+from ..captioning.model import CaptionConfig, CaptionModel
+from ..vote.idf import IdfTable
+from . import write_manifest
 
 __all__ = ["VIT_B32", "RandomZooSpec", "make_random_zoo", "write_bert_style_vocab"]
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from .errors import C4CError, InputError, VocabError, ZooError
+from ..errors import C4CError, InputError, VocabError, ZooError
 
 __all__ = ["Zoo", "DecoderEntry", "read_manifest", "write_manifest", "default_zoo_dir", "MANIFEST"]
 
@@ -115,10 +115,10 @@ class Zoo:
     """The loaded models of a zoo, shared read-only by every request."""
 
     def __init__(self, folder: str | Path, device: str = "cpu"):
-        from .backbone import Backbone
-        from .captioner import CaptionModel
-        from .idf import IdfTable
-        from .tokenizer import Tokenizer
+        from ..vision.backbone import Backbone
+        from ..captioning.model import CaptionModel
+        from ..vote.idf import IdfTable
+        from ..captioning.tokenizer import Tokenizer
 
         self.folder = Path(folder)
         self.manifest = read_manifest(self.folder)
