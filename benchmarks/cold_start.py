@@ -30,6 +30,12 @@ def mark(name):
     marks[name] = round(time.perf_counter() - t0, 3)
 import c4c.cli, c4c.cli.caption
 mark("import c4c.cli.caption")
+try:  # what `c4c caption` does first since the redesign (older trees have no start_meteor)
+    from c4c.vote.metrics import start_meteor
+    start_meteor()
+    mark("METEOR JVM spawned")
+except ImportError:
+    pass
 from c4c.pipeline import CaptionSettings, Pipeline
 mark("import c4c.pipeline")
 pipe = Pipeline.from_zoo(None, device="cpu")

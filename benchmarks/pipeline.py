@@ -16,7 +16,7 @@ reference-style (what the CLIP4Clip / CLIP4Caption code does): seek to each seco
 (CLIP4Clip's OpenCV loop; decord here so that the pixels are the same), preprocess every sampled
 second, keep `max_frames` uniformly, the transformers CLIP model in eager fp32 with PyTorch's
 default intra-op threads, then each decoder in turn with beam search that re-runs the decoder on
-the whole prefix at every step (SPEC 2.5), then the ensemble vote.
+the whole prefix at every step (reference.md 2.5), then the ensemble vote.
 c4c: `Pipeline.features` + `Pipeline.caption_features`, the product code path (cache off).
 
 Every stage's median over --runs rounds is printed for both, the two pipelines alternating inside

@@ -108,7 +108,8 @@ class Pipeline:
         inputs = [prepare_video(feats_t, m.cfg) for m in models]
         hyps = [h[0] for h in beam_search_many(models, [v.to(self.device) for v, _ in inputs],
                                                [m.to(self.device) for _, m in inputs], beam=settings.beam,
-                                               max_words=settings.max_words, precision=settings.precision)]
+                                               max_words=settings.max_words, precision=settings.precision,
+                                               bos_id=self.zoo.tokenizer.bos_id, eos_id=self.zoo.tokenizer.eos_id)]
         timings["captioning"] = time.perf_counter() - t
         if progress:
             progress(0.9, "ensemble vote")

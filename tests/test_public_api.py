@@ -31,3 +31,11 @@ def test_unknown_attribute_is_an_attribute_error():
         assert "NoSuchThing" in str(e)
     else:
         raise AssertionError("expected AttributeError")
+
+
+def test_default_zoo_is_the_checkouts_shipped_zoo():
+    from pathlib import Path
+
+    from c4c.zoo import default_zoo_dir
+    assert default_zoo_dir() == Path(__file__).resolve().parents[1] / "weights" / "demo"
+    assert (default_zoo_dir() / "manifest.json").is_file()

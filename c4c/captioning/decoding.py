@@ -1,6 +1,6 @@
 """Caption decoding: beam search with the reference semantics, and greedy decoding.
 
-Beam semantics (UniVL `modules/beam.py` + `eval_epoch`, SPEC 2.5, golden README 5): step 1 expands
+Beam semantics (UniVL `modules/beam.py` + `eval_epoch`, reference.md 2.5, golden README 5): step 1 expands
 only row 0 (every row is `[CLS]`); later steps add each row's cumulative score to its log-softmax,
 flatten beam x V, keep the sorted top-k, back-pointer `idx // V`, token `idx % V`. Beams that
 emitted `[SEP]` are not frozen and keep being extended. A video stops when the top candidate of a

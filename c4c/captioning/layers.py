@@ -227,7 +227,7 @@ class _Predictions(nn.Module):
         super().__init__()
         self.transform = _Transform(cfg)
         self.decoder = nn.Linear(cfg.hidden, cfg.vocab_size, bias=False)
-        self.decoder.weight = word_embeddings  # tied (SPEC 2.2 step 6)
+        self.decoder.weight = word_embeddings  # tied (reference.md 2.2 step 6)
         self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
 
     def forward(self, x):  # (..., H) -> (..., V)

@@ -1,7 +1,7 @@
 """The CLIP4Caption caption model (video encoder TE + caption decoder TD) in UniVL's key layout.
 
 Re-implements the reference `CaptionGenerator` of the CLIP4Caption reproduction (UniVL's
-`NormalizeVideo`, `VisualModel`, `DecoderModel`; SPEC 2.2 and 3) with the same state-dict keys,
+`NormalizeVideo`, `VisualModel`, `DecoderModel`; reference.md 2.2 and 3) with the same state-dict keys,
 so the released `.bin` files load as they are. Arithmetic follows the reference op for op (TF-style
 LayerNorm with eps 1e-12, erf GELU, scores/sqrt(d) + additive -10000 masks) because the
 reproduction's all-zero video mask makes outputs depend on fp32 rounding (golden README 4).
@@ -103,7 +103,7 @@ class CaptionConfig:
 
 
 class CaptionModel(nn.Module):
-    """TE + TD caption model; `state_dict()` keys equal the reference checkpoint's (keys_repro.txt)."""
+    """TE + TD caption model; `state_dict()` keys equal the reference checkpoint's (docs/reference.md 3.3)."""
 
     def __init__(self, cfg: CaptionConfig, init: bool = True):
         """A fresh model; `init=False` skips the reference init (for weights about to be overwritten)."""

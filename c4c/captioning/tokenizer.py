@@ -6,7 +6,7 @@ and strip accents, split punctuation) followed by greedy longest-match WordPiece
 it is written out here in pure Python rather than borrowed from `transformers`, whose tokenizers
 differ in corner cases (and `BertTokenizer(vocab_file=...)` silently ignores the file).
 
-Detokenisation follows the reference `eval_epoch` verbatim (SPEC 2.6): cut at the first `[SEP]`,
+Detokenisation follows the reference `eval_epoch` verbatim (reference.md 2.6): cut at the first `[SEP]`,
 then at the first `[PAD]`, join with spaces, drop `" ##"`, strip `#` characters, strip spaces.
 """
 
@@ -159,7 +159,7 @@ class Tokenizer:
         return self._id_to_token[i]
 
     def decode(self, ids) -> str:
-        """ids -> caption text, exactly as the reference writes its hypotheses (SPEC 2.6)."""
+        """ids -> caption text, exactly as the reference writes its hypotheses (reference.md 2.6)."""
         tokens = [self.id_to_token(int(i)) for i in ids]
         for stop in ("[SEP]", "[PAD]"):
             if stop in tokens:

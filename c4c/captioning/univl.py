@@ -1,5 +1,5 @@
 """Initialising a caption model from UniVL pre-training weights (`univl.pretrained.bin`), as the
-CLIP4Caption reproduction does (SPEC 2.4, 2.8), with a report of what was copied and what was not.
+CLIP4Caption reproduction does (reference.md 2.4, 2.8), with a report of what was copied and what was not.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ _UNIVL_ALIASES = {
 
 
 def init_from_univl(model: CaptionModel, path: str | Path) -> LoadReport:
-    """Initialise `model` from `univl.pretrained.bin` the way the reproduction does (SPEC 2.4, 2.8).
+    """Initialise `model` from `univl.pretrained.bin` the way the reproduction does (reference.md 2.4, 2.8).
 
     Non-strict, by name: visual layers 0..L-1 and decoder layers 0..L-1 (extra file layers unused),
     embeddings and classifier from `decoder.*` (falling back to `bert.*`). Keys whose shapes differ

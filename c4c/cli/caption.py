@@ -97,9 +97,13 @@ def run(args) -> int:
         + ["--engine"] * (args.engine != "local")
     if batch_only:
         raise InputError(f"{', '.join(batch_only)} only apply to batch runs; add --out FILE.jsonl")
-    from ..pipeline import Pipeline
     settings = _settings(args)
     videos = _expand(args.videos)
+    # The vote scores every caption with METEOR too (the result's table): its JVM takes longer to
+    # start than the models take to load, so start it first and let the two overlap.
+    from ..vote.metrics import start_meteor
+    start_meteor()
+    from ..pipeline import Pipeline
     pipe = Pipeline.from_zoo(args.zoo, device=args.device)
     if not args.json:
         print(f"zoo: {pipe.zoo.name} ({pipe.zoo.folder}) - {pipe.zoo.description}")

@@ -1,6 +1,6 @@
 """Per-video frame-feature files: the reference's pickle and an equivalent `.npz`.
 
-Layout (SPEC 1.5): a mapping video id (str) -> float32 array (n_frames, D), one row per 1-fps frame.
+Layout (reference.md 1.5): a mapping video id (str) -> float32 array (n_frames, D), one row per 1-fps frame.
 
 * `.pickle` / `.pkl`: exactly the reproduction's `MSRVTT_CLIP4Clip_features.pickle` (a pickled plain
   dict of numpy arrays). Pickles can run code when loaded, so `load_features` reads them with an

@@ -206,8 +206,9 @@ def decode_texts(model, video: torch.Tensor, video_mask: torch.Tensor, tokenizer
         v, m = video[s: s + batch_size], video_mask[s: s + batch_size]
         if model.cfg.mask == "frames":  # padded slots are masked: cutting them changes nothing but time
             v, m = trim_frame_slots(v, m)
-        hyps = greedy(model, v, m, max_words=max_words) if beam == 1 else \
-            beam_search(model, v, m, beam=beam, max_words=max_words)
+        ids = dict(bos_id=tokenizer.bos_id, eos_id=tokenizer.eos_id)  # the vocabulary's, not BERT's
+        hyps = greedy(model, v, m, max_words=max_words, **ids) if beam == 1 else \
+            beam_search(model, v, m, beam=beam, max_words=max_words, **ids)
         texts.extend(tokenizer.decode(h.ids) for h in hyps)
     model.train(was_training)
     return texts

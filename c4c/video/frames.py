@@ -1,6 +1,6 @@
 """Sampling one frame per second from a video file (decord), as CLIP4Clip's extractor does.
 
-Two sampling rules (SPEC 1.1):
+Two sampling rules (reference.md 1.1):
 
 * ``"exact"``: one frame per second of real time, at t = 0, 1, 2, ... s (t < duration); the frame
   shown at t is index ``round(t * fps)``. A clip shorter than 1 s gives its first frame. For a

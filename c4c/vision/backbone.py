@@ -6,7 +6,7 @@ fp16/fp32), an OpenAI CLIP state dict, an OpenAI TorchScript `.pt` (only with al
 or c4c safetensors written by `Backbone.save`. Text-tower and similarity-head keys are ignored.
 
 The network is `transformers.CLIPVisionModelWithProjection` (QuickGELU, LayerNorm eps 1e-5) built
-from a config, offline; the embedding is ``ln_post(CLS) @ proj``, not L2-normalised (SPEC 1.5).
+from a config, offline; the embedding is ``ln_post(CLS) @ proj``, not L2-normalised (reference.md 1.5).
 
 `embed` on CPU in float32 runs `_FastViT` on the same weights: the patch convolution as one matrix
 product, fused q/k/v, every linear layer on prepacked weights (`kernels.Linear`), PyTorch's fused

@@ -1,5 +1,5 @@
 """The CLIP4Caption ensemble: pick one caption out of n decoders' captions for a video by
-leave-one-out consensus (paper 2.3; SPEC 6).
+leave-one-out consensus (paper 2.3; reference.md 6).
 
 S_i = metric(refs = {T_j : j != i}, hyp = T_i), and the caption with the highest S_i wins. This is
 minimum-Bayes-risk selection with a uniform distribution over the candidates (Kumar & Byrne 2004;

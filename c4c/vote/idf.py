@@ -1,8 +1,7 @@
 """Document frequencies for CIDEr-D, stored with a model zoo.
 
 coco-caption's CIDEr-D takes its IDF from the reference sets passed in the same call; on the
-captions of one video that gives log(1) - log(1) = 0 for every n-gram (../shared/FINDINGS.md,
-"Metric traps"), so the ensemble scores against document frequencies counted once over a
+captions of one video that gives log(1) - log(1) = 0 for every n-gram (docs/reference.md 6), so the ensemble scores against document frequencies counted once over a
 corpus (e.g. the training captions) and saved beside the decoders.
 
 A document is the list of reference captions of one video; an n-gram (n = 1..4) counts once

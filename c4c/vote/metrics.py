@@ -1,4 +1,4 @@
-"""Caption metrics as the reference evaluation computes them (SPEC 4): pycocoevalcap's BLEU-4,
+"""Caption metrics as the reference evaluation computes them (reference.md 4): pycocoevalcap's BLEU-4,
 METEOR 1.5 (`-norm`), ROUGE-L and coco-caption CIDEr-D, with no PTB tokenisation: a caption is
 only `.strip()`ped and split on whitespace, as nlg-eval does.
 
@@ -36,7 +36,7 @@ from ..errors import C4CError, InputError
 from ..settings import METRICS
 from .idf import MAX_N, IdfTable, ngram_counts
 
-__all__ = ["METRICS", "normalize", "sentence_scores", "corpus_scores", "meteor_pid", "close_meteor"]
+__all__ = ["METRICS", "normalize", "sentence_scores", "corpus_scores", "meteor_pid", "start_meteor", "close_meteor"]
 
 _SIGMA = 6.0  # CIDEr-D gaussian length penalty
 
@@ -175,6 +175,12 @@ class _MeteorProcess:
         p = self._proc
         return p.pid if p is not None and p.poll() is None and self._owner == os.getpid() else None
 
+    def start(self) -> None:
+        """Spawn the JVM now, if none runs: it loads its tables while the caller does other work."""
+        with self._lock:
+            if self.pid is None:
+                self._start()
+
     def _start(self) -> None:
         try:
             proc = subprocess.Popen(_METEOR_CMD, cwd=_METEOR_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
@@ -274,6 +280,12 @@ atexit.register(_METEOR.close)
 def meteor_pid() -> int | None:
     """Process id of this process's METEOR JVM, or None when none is running."""
     return _METEOR.pid
+
+
+def start_meteor() -> None:
+    """Start the METEOR JVM in the background (it takes ~6 s to be ready; the first METEOR score
+    waits for what is left). `c4c caption` calls this before loading the models, so the two overlap."""
+    _METEOR.start()
 
 
 def close_meteor() -> None:

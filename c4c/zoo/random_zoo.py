@@ -34,13 +34,18 @@ class RandomZooSpec:
     max_words: int = 12            # random decoders rarely stop on their own; keep captions short
     sep_bias: float = 0.0          # added to [SEP]'s output bias: > 0 makes random captions end earlier
     seed: int = 0
+    specials: str = "bert"         # "bert": [CLS] 101, [SEP] 102; "compact": [PAD] [UNK] [CLS] [SEP] [MASK] = 0..4
 
 
-def write_bert_style_vocab(path: Path, size: int) -> list[str]:
-    """A vocab.txt with BERT's special ids and made-up words `w<k>` filling the rest."""
+def write_bert_style_vocab(path: Path, size: int, specials: str = "bert") -> list[str]:
+    """A vocab.txt with BERT's special ids ("bert"), or the same tokens at ids 0-4 ("compact": a
+    vocabulary whose [CLS]/[SEP] are not BERT's 101/102), and made-up words `w<k>` filling the rest."""
     if size < 110:
         raise ValueError("a BERT-style vocabulary needs at least 110 entries")
-    words = ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    if specials == "compact":
+        words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"[unused{i}]" for i in range(99)]
+    else:
+        words = ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     words += [f"w{k}" for k in range(size - len(words))]
     path.write_text("\n".join(words) + "\n", encoding="utf-8")
     return words
@@ -65,7 +70,8 @@ def make_random_zoo(folder: str | Path, spec: RandomZooSpec = RandomZooSpec()) -
     folder.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator().manual_seed(spec.seed)
     _random_backbone(spec.vision, gen).save(folder / "backbone.safetensors", provenance="random weights")
-    words = write_bert_style_vocab(folder / "vocab.txt", spec.vocab_size)
+    words = write_bert_style_vocab(folder / "vocab.txt", spec.vocab_size, spec.specials)
+    sep = words.index("[SEP]")
     decoders = []
     for k in range(spec.n_decoders):
         torch.manual_seed(spec.seed * 1000 + k)
@@ -75,7 +81,7 @@ def make_random_zoo(folder: str | Path, spec: RandomZooSpec = RandomZooSpec()) -
                             mask="frames", max_frames=20, max_words=spec.max_words)
         model = CaptionModel(cfg)
         with torch.no_grad():
-            model.decoder.classifier.cls.predictions.bias[102] += spec.sep_bias
+            model.decoder.classifier.cls.predictions.bias[sep] += spec.sep_bias
         name = f"random{k + 1}"
         model.save(folder / f"{name}.safetensors", provenance=f"random weights, seed {spec.seed * 1000 + k}")
         decoders.append({"name": name, "file": f"{name}.safetensors", "provenance": "random weights",

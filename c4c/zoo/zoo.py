@@ -18,8 +18,10 @@ FORMAT = "c4c.zoo/1"
 
 
 def default_zoo_dir() -> Path:
-    """`weights/demo` next to the package (the zoo that ships with c4c)."""
-    return Path(__file__).resolve().parent.parent / "weights" / "demo"
+    """`weights/demo` of the checkout the package lives in (the zoo that ships with c4c); for an
+    installed package, which carries no weights, `weights/demo` under the current folder."""
+    checkout = Path(__file__).resolve().parents[2] / "weights" / "demo"
+    return checkout if checkout.is_dir() else Path.cwd() / "weights" / "demo"
 
 
 @dataclass(frozen=True)
