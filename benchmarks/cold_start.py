@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -72,10 +73,14 @@ print(json.dumps({"import app": round(t_import, 3), "zoo loaded + warm-up": roun
 """
 
 
-def wall(cmd: list[str]) -> float:
+def wall(cmd: list[str]) -> tuple[float, float]:
+    """(wall s, CPU s of the command and its children, METEOR's JVM included). On a shared machine
+    the wall time depends on the others' load; the CPU time much less."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.perf_counter() - t, (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
 
 
 def median(xs: list[float]) -> float:
@@ -89,9 +94,11 @@ def main() -> int:
     ap.add_argument("--app", action="store_true", help="also time the app's start-up and first request")
     a = ap.parse_args()
     py = sys.executable
-    walls = [wall([py, "-m", "c4c", "caption", a.video]) for _ in range(a.repeat)]
-    print(f"python -m c4c caption {a.video}: wall {median(walls):.2f} s "
-          f"(runs: {', '.join(f'{w:.2f}' for w in walls)})")
+    runs = [wall([py, "-m", "c4c", "caption", a.video]) for _ in range(a.repeat)]
+    walls, cpus = [w for w, _ in runs], [c for _, c in runs]
+    print(f"python -m c4c caption {a.video}: wall {median(walls):.2f} s, CPU {median(cpus):.2f} s "
+          f"(runs: {', '.join(f'{w:.2f}/{c:.2f}' for w, c in runs)}; load average now "
+          f"{', '.join(f'{x:.1f}' for x in __import__('os').getloadavg())})")
     out = subprocess.run([py, "-c", BREAKDOWN, a.video], cwd=ROOT, check=True, capture_output=True, text=True)
     b = json.loads(out.stdout.strip().splitlines()[-1])
     print("in-process breakdown (s since start):")

@@ -137,7 +137,8 @@ class CaptionService:
                              f"{self.config.max_upload_mb:g} MB; trim or re-encode it (e.g. ffmpeg -i IN -t 30 OUT.mp4)")
         return path
 
-    def caption(self, video, metric: str = "cider", beam=5, max_frames=20, decoders: Sequence[str] | None = None,
+    def caption(self, video, metric: str = CaptionSettings.default("metric"), beam=CaptionSettings.default("beam"),
+                max_frames=CaptionSettings.default("max_frames"), decoders: Sequence[str] | None = None,
                 progress: Callable[[float, str], None] | None = None):
         """(CaptionResult, gallery thumbnails) for one request. Raises C4CError on bad input."""
         settings = self.settings(metric, beam, max_frames, decoders if decoders is not None else self.names)
