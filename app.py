@@ -52,6 +52,8 @@ def load_pipeline(warm: bool = True):
     from c4c.pipeline import Pipeline
     from c4c.ui.hub import resolve_zoo
     from c4c.ui.service import warm_up
+    from c4c.vote.metrics import start_meteor
+    start_meteor()  # METEOR's JVM loads its tables while the models load (the warm-up then waits less)
     pipeline = Pipeline.from_zoo(resolve_zoo(), device="auto")
     if warm:
         warm_up(pipeline)

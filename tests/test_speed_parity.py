@@ -100,7 +100,7 @@ def test_packed_weights_follow_weight_changes():
 def test_packed_copies_go_with_their_model():
     import gc
 
-    from c4c import decoding
+    from c4c.captioning import decoding
     model = _randomize(CaptionModel(CFG, init=False), seed=3)
     v, m = prepare_video(torch.randn(3, 64), CFG)
     beam_search(model, v, m, beam=2, max_words=3)

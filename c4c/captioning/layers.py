@@ -1,6 +1,6 @@
 """The caption model's building blocks, in UniVL's module layout (so state-dict keys match the
 reference checkpoints) and with its arithmetic op for op (TF-style LayerNorm, erf GELU, additive
--10000 masks): see `c4c.captioner` for why the arithmetic must match.
+-10000 masks): see `model.py` for why the arithmetic must match.
 """
 
 from __future__ import annotations

@@ -187,7 +187,7 @@ class CaptionModel(nn.Module):
             sd = {k[len("module."):]: v for k, v in sd.items()}
         if any(k.startswith(("bert.", "cross.")) for k in sd):
             raise CheckpointError(f"{path}: this is a UniVL pretraining checkpoint (bert./cross. keys), not a "
-                                  "caption model; use it to initialise training (c4c.univl.init_from_univl)")
+                                  "caption model; use it to initialise training (c4c.captioning.univl.init_from_univl)")
         cfg = CaptionConfig.from_state_dict(
             sd, str(path), heads=heads or meta.get("heads"), mask=mask or meta.get("mask") or "repro",
             max_frames=max_frames or meta.get("max_frames"), max_words=max_words or meta.get("max_words"))

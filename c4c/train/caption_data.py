@@ -98,7 +98,7 @@ def encode_caption(tokenizer, caption: str, max_words: int) -> tuple[list[int], 
 
 def pad_video(feats: np.ndarray, cfg) -> tuple[np.ndarray, np.ndarray]:
     """((max_frames, D) float32, (max_frames,) float32 mask) under the model's convention
-    (`c4c.captioner.prepare_video`, the same code inference uses: frames beyond `max_frames` are
+    (`c4c.captioning.model.prepare_video`, the same code inference uses: frames beyond `max_frames` are
     dropped from the end; mask 1 on real frames for "frames", all 0 for "repro")."""
     from ..captioning.model import prepare_video
     video, mask = prepare_video(feats, cfg)

@@ -43,7 +43,7 @@ def _is_punct(ch: str) -> bool:
 def basic_split(text: str) -> list[str]:
     """Words as BERT's BasicTokenizer (do_lower_case) sees them: lower-cased, accents stripped,
     split on whitespace, every punctuation mark its own word. Good enough to list caption words;
-    the real tokenizer (`c4c.tokenizer`) does the WordPiece step."""
+    the real tokenizer (`c4c.captioning.tokenizer`) does the WordPiece step."""
     text = unicodedata.normalize("NFD", text.lower())
     text = "".join(c for c in text if unicodedata.category(c) != "Mn")
     words: list[str] = []

@@ -61,7 +61,7 @@ def _random_backbone(arch: VisionArch, gen: torch.Generator) -> Backbone:
         else:
             fan_in = shape[-1] if len(shape) > 1 else shape[0]
             sd[key] = torch.randn(shape, generator=gen) * fan_in ** -0.5
-    return Backbone.from_state_dict(sd, provenance="random weights (c4c.random_zoo)")
+    return Backbone.from_state_dict(sd, provenance="random weights (c4c.zoo.random_zoo)")
 
 
 def make_random_zoo(folder: str | Path, spec: RandomZooSpec = RandomZooSpec()) -> Path:
@@ -88,7 +88,7 @@ def make_random_zoo(folder: str | Path, spec: RandomZooSpec = RandomZooSpec()) -
                          "settings": {"mask": "frames", "max_frames": 20, "heads": spec.heads}})
     rng = random.Random(spec.seed)
     docs = [[" ".join(rng.choices(words[104:], k=rng.randint(3, 8))) for _ in range(5)] for _ in range(50)]
-    IdfTable.from_captions(docs, source="random captions (c4c.random_zoo)").save(folder / "idf.json")
+    IdfTable.from_captions(docs, source="random captions (c4c.zoo.random_zoo)").save(folder / "idf.json")
     write_manifest(folder, {
         "name": "random", "description": "RANDOM WEIGHTS for tests and benchmarks: captions are meaningless",
         "backbone": {"file": "backbone.safetensors", "provenance": "random weights"},
