@@ -39,3 +39,14 @@ def test_default_zoo_is_the_checkouts_shipped_zoo():
     from c4c.zoo import default_zoo_dir
     assert default_zoo_dir() == Path(__file__).resolve().parents[1] / "weights" / "demo"
     assert (default_zoo_dir() / "manifest.json").is_file()
+
+
+def test_cpu_features_need_no_transformers():
+    # The backbone's CPU float32 path runs on the checkpoint's tensors; importing transformers alone
+    # would cost ~2.7 s of every cold start.
+    code = ("import sys, c4c; p = c4c.Pipeline.from_zoo(None, device='cpu', cache_size=0); "
+            "_, f = p.features('examples/test_00003.mp4', c4c.CaptionSettings()); "
+            "print(f.shape[1] == p.zoo.backbone.embed_dim, 'transformers' in sys.modules)")
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert out.stdout.split() == ["True", "False"]

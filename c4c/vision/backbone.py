@@ -7,6 +7,8 @@ or c4c safetensors written by `Backbone.save`. Text-tower and similarity-head ke
 
 The network is `transformers.CLIPVisionModelWithProjection` (QuickGELU, LayerNorm eps 1e-5) built
 from a config, offline; the embedding is ``ln_post(CLS) @ proj``, not L2-normalised (reference.md 1.5).
+On CPU in float32 the transformers model is built only when something asks for `.model` (the GPU
+path, fp16, training, `embed_tokens`): importing transformers alone costs ~2.7 s of a cold start.
 
 `embed` on CPU in float32 runs `_FastViT` on the same weights: the patch convolution as one matrix
 product, fused q/k/v, every linear layer on prepacked weights (`kernels.Linear`), PyTorch's fused
@@ -217,8 +219,15 @@ def _device(device: str | torch.device) -> torch.device:
 class Backbone:
     """A frozen CLIP image tower: pixels [n,3,S,S] -> frame embeddings (n, E)."""
 
-    def __init__(self, model, arch: VisionArch, device: torch.device, provenance, dtype: torch.dtype = torch.float32):
-        self.model = model              # transformers CLIPVisionModelWithProjection, eval mode
+    def __init__(self, model, arch: VisionArch, device: torch.device, provenance, dtype: torch.dtype = torch.float32,
+                 weights: dict[str, torch.Tensor] | None = None, source: str | Path = "state dict"):
+        # The transformers CLIPVisionModelWithProjection (eval mode), or None until first needed; then
+        # `weights` (OpenAI `visual.*` layout, float32, CPU) hold the tower. Once built, the model is
+        # the one copy of the weights.
+        self._model = model
+        self._weights = weights
+        self._source = source
+        self._model_lock = threading.Lock()
         self.arch = arch
         self.device = device
         self.dtype = dtype              # compute dtype: float32 (parity) or float16 (CUDA speed)
@@ -238,10 +247,26 @@ class Backbone:
         arch = arch_from_state_dict(vis, source, heads=heads)
         check_finite(vis, source)
         device = _device(device)
+        if device.type == "cpu" and dtype == torch.float32:  # the fast path needs no transformers model
+            weights = {k: v.detach().to(torch.float32, copy=True) for k, v in vis.items()}
+            return cls(None, arch, device, provenance, dtype, weights=weights, source=source)
         model = _build(arch, to_hf(vis, arch), device, source)
         if dtype != torch.float32:
             model = model.to(dtype)
         return cls(model, arch, device, provenance, dtype)
+
+    @property
+    def model(self):
+        """The transformers `CLIPVisionModelWithProjection` (built on first access on CPU)."""
+        if self._model is None:
+            with self._model_lock:
+                if self._model is None:
+                    # Not as inference tensors, even when first asked for under inference_mode: they
+                    # would have no version counters, which `_stamp` reads.
+                    with torch.inference_mode(False):
+                        model = _build(self.arch, to_hf(self._weights, self.arch), self.device, self._source)
+                    self._model, self._weights = model, None
+        return self._model
 
     @classmethod
     def from_file(cls, path: str | Path, device: str | torch.device = "cpu", allow_torchscript: bool = False,
@@ -278,9 +303,14 @@ class Backbone:
         if pixels.ndim != 4 or tuple(pixels.shape[1:]) != (3, s, s):
             raise InputError(f"expected pixels [n,3,{s},{s}] for this backbone, got {list(pixels.shape)}")
 
+    def _tensors(self):
+        """The tensors that hold the tower now: the model's parameters, or the raw weights."""
+        weights, model = self._weights, self._model  # this order: `model` sets _model before dropping _weights
+        return model.parameters() if model is not None else weights.values()
+
     def _stamp(self) -> tuple:
         # Changes whenever a weight is replaced (address) or updated in place (version counter).
-        return tuple((p.data_ptr(), p._version) for p in self.model.parameters())
+        return tuple((p.data_ptr(), p._version) for p in self._tensors())
 
     @property
     def fingerprint(self) -> str:
@@ -290,8 +320,12 @@ class Backbone:
         stamp = self._stamp()
         if self._fingerprint is None or self._fingerprint[0] != stamp:
             h = hashlib.sha256(repr((asdict(self.arch), str(self.dtype))).encode())
+            weights, model = self._weights, self._model
+            # The transformers layout's names and tensors, whether or not the model is built: the
+            # same fingerprint either way (feature journals record it).
+            tensors = model.state_dict() if model is not None else to_hf(weights, self.arch)
             with torch.no_grad():
-                for name, t in sorted(self.model.state_dict().items()):
+                for name, t in sorted(tensors.items()):
                     h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
                     h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())  # no copy
             self._fingerprint = (stamp, h.hexdigest())
@@ -299,12 +333,14 @@ class Backbone:
 
     def _fast_vit(self) -> _FastViT | None:
         """The CPU float32 fast forward, rebuilt if any weight changed since (version counters)."""
-        if self.device.type != "cpu" or self.dtype != torch.float32 or self.model.training:
+        weights, model = self._weights, self._model
+        if self.device.type != "cpu" or self.dtype != torch.float32 or (model is not None and model.training):
             return None
         stamp = self._stamp()
         with self._fast_lock:
             if self._fast is None or self._fast[0] != stamp:
-                self._fast = (stamp, _FastViT(self.model, self.arch))
+                fast = _FastViT(self.arch, weights) if model is None else _FastViT.from_model(model, self.arch)
+                self._fast = (stamp, fast)
             return self._fast[1]
 
     def embed(self, pixels: torch.Tensor, batch_size: int = 32, workers: int | None = None) -> torch.Tensor:
@@ -345,7 +381,8 @@ class Backbone:
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The weights in OpenAI key layout (`visual.*`)."""
-        return from_hf(self.model.state_dict(), self.arch)
+        weights, model = self._weights, self._model
+        return dict(weights) if model is None else from_hf(model.state_dict(), self.arch)
 
     def save(self, path: str | Path, provenance=None) -> None:
         """Write safetensors in OpenAI key layout with metadata {format, provenance, arch}."""
