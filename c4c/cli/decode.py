@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..settings import MASKS
+from ..settings import MASKS, CaptionSettings
 
 __all__ = ["add_parser", "run"]
 
@@ -27,7 +27,8 @@ def add_parser(sub) -> None:
                    help="video mask convention: repro = as the released checkpoint was trained (all-zero mask), "
                         "frames = mask the padding (UniVL). Default: file metadata, else repro")
     how = p.add_mutually_exclusive_group()
-    how.add_argument("--beam", type=int, default=5, metavar="K", help="beam width (default 5)")
+    how.add_argument("--beam", type=int, default=CaptionSettings.default("beam"), metavar="K",
+                     help=CaptionSettings.option("beam").help)
     how.add_argument("--greedy", action="store_true", help="greedy decoding instead of beam search")
     p.add_argument("--json", action="store_true", help='print {"token_ids": [...], "caption": "..."}')
     p.set_defaults(func=run)
