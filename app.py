@@ -26,7 +26,8 @@ except ImportError:
 import gradio as gr
 
 from c4c.errors import C4CError
-from c4c.result import METRIC_NAMES, CaptionResult
+from c4c.result import CaptionResult
+from c4c.settings import METRIC_NAMES, CaptionSettings
 from c4c.ui import figures, view
 from c4c.ui.service import AppConfig, CaptionService, examples_cache, examples_cache_dir
 
@@ -52,6 +53,8 @@ def load_pipeline(warm: bool = True):
     from c4c.pipeline import Pipeline
     from c4c.ui.hub import resolve_zoo
     from c4c.ui.service import warm_up
+    from c4c.vote.metrics import start_meteor
+    start_meteor()  # METEOR's JVM loads its tables while the models load (the warm-up then waits less)
     pipeline = Pipeline.from_zoo(resolve_zoo(), device="auto")
     if warm:
         warm_up(pipeline)
@@ -97,12 +100,15 @@ def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] |
         with gr.Row():
             with gr.Column(scale=2, min_width=320) as left:
                 video = gr.Video(label="Video", sources=["upload", "webcam"], elem_id="c4c-video")
-                metric = gr.Radio([(label, key) for key, label in METRIC_NAMES.items()], value="cider",
-                                  label="Metric that selects the winner")
-                beam = gr.Slider(1, 10, value=5, step=1, precision=0, label="Beam size (1 = greedy)")
-                max_frames = gr.Slider(1, service.max_frames_cap, value=min(20, service.max_frames_cap), step=1,
-                                       precision=0, label="Max frames (1 per second, sampled uniformly)")
-                decoders = gr.CheckboxGroup(names, value=names, label=f"Decoders that vote (at least "
+                # Choices, defaults and labels come from CaptionSettings (c4c/settings.py).
+                opt, default = CaptionSettings.option, CaptionSettings.default
+                metric = gr.Radio([(METRIC_NAMES[key], key) for key in opt("metric").choices],
+                                  value=default("metric"), label=opt("metric").label)
+                beam = gr.Slider(opt("beam").bounds[0], opt("beam").page_max, value=default("beam"), step=1,
+                                 precision=0, label=opt("beam").label)
+                max_frames = gr.Slider(1, service.max_frames_cap, value=min(default("max_frames"), service.max_frames_cap),
+                                       step=1, precision=0, label=opt("max_frames").label)
+                decoders = gr.CheckboxGroup(names, value=names, label=f"{opt('decoders').label} (at least "
                                             f"{service.min_decoders})")
                 run = gr.Button("Caption", variant="primary", elem_id="c4c-run")
             with gr.Column(scale=3, min_width=480):
@@ -131,7 +137,8 @@ def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] |
             # Under the controls. Rows carry the default controls, so a cached result matches the page;
             # the cache folder is keyed by the zoo's and examples' fingerprint, so it is never stale.
             with left, examples_cache(examples_cache_dir(pipeline.zoo, examples)):
-                gr.Examples([[str(p), "cider", 5, min(20, service.max_frames_cap), names] for p in examples],
+                gr.Examples([[str(p), default("metric"), default("beam"), min(default("max_frames"), service.max_frames_cap),
+                              names] for p in examples],
                             inputs, [result_json, *shown], fn=caption_and_render, cache_examples=True,
                             cache_mode="lazy", visible_columns=[0], example_labels=[p.stem for p in examples],
                             label="Examples (click one)")

@@ -5,7 +5,7 @@
 
 Writes `--videos` synthetic clips (moving blocks, `--size`, 25 fps, H.264) to a temporary folder and
 captions them with default settings (beam 5, up to 20 frames) through each engine / worker count;
-without --zoo, a random-weight zoo at the default small size (`c4c.random_zoo`), or at real size. The first video of
+without --zoo, a random-weight zoo at the default small size (`c4c.zoo.random_zoo`), or at real size. The first video of
 run pays for loading the models; METEOR's JVM is started before the local runs (its start-up is
 printed once; a Ray actor starts its own). Each row gives the total, the time to the first line, the
 steady rate after it, and (local runs) CPU seconds per video over all processes of the run: on an
@@ -77,7 +77,7 @@ def run(engine: str, zoo: Path, videos: Path, out: Path, workers: int,
     try:
         rec = _Timed(Recorder(output, summary, progress=False))
         if engine == "ray":
-            from c4c.batch_ray import caption_ray
+            from c4c.batch.ray_engine import caption_ray
             caption_ray(zoo, todo, rec, settings, device="cpu", decode_tasks=workers or None)
         else:  # model loading counts: it is part of what a run costs
             caption_local(Pipeline.from_zoo(zoo, device="cpu", cache_size=0), todo, rec, settings, workers=workers,
@@ -107,7 +107,7 @@ def main() -> None:
         if a.zoo:
             zoo = Path(a.zoo)
         else:
-            from c4c.random_zoo import VIT_B32, RandomZooSpec, make_random_zoo
+            from c4c.zoo.random_zoo import VIT_B32, RandomZooSpec, make_random_zoo
             spec = (RandomZooSpec(vision=VIT_B32, hidden=768, heads=12, intermediate=3072, vocab_size=30522)
                     if a.real_size else RandomZooSpec())
             zoo = make_random_zoo(tmp / "zoo", spec)
@@ -117,7 +117,7 @@ def main() -> None:
             make_clips(clips, a.videos, a.seconds, (w, h))
         n = len(list(clips.glob("*.mp4")))
         t = time.perf_counter()
-        from c4c.metrics import sentence_scores
+        from c4c.vote.metrics import sentence_scores
         sentence_scores("meteor", [["a red circle moves"]], ["a red circle"])
         print(f"zoo {zoo}; {n} clips in {clips}; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
               f"METEOR start-up {time.perf_counter() - t:.1f} s")

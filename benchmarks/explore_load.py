@@ -22,7 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from c4c.result import METRIC_NAMES  # noqa: E402
-from c4c.ui.explore import CorpusCache, Filters, explore_payload, stored_result  # noqa: E402
+from c4c.ui.explore import CorpusCache, stored_result  # noqa: E402
+from c4c.ui.explore_table import Filters, explore_payload  # noqa: E402
 
 WORDS = "a the blue red green star circle square diamond is moving to left right up down bouncing".split()
 

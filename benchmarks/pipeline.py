@@ -16,7 +16,7 @@ reference-style (what the CLIP4Clip / CLIP4Caption code does): seek to each seco
 (CLIP4Clip's OpenCV loop; decord here so that the pixels are the same), preprocess every sampled
 second, keep `max_frames` uniformly, the transformers CLIP model in eager fp32 with PyTorch's
 default intra-op threads, then each decoder in turn with beam search that re-runs the decoder on
-the whole prefix at every step (SPEC 2.5), then the ensemble vote.
+the whole prefix at every step (reference.md 2.5), then the ensemble vote.
 c4c: `Pipeline.features` + `Pipeline.caption_features`, the product code path (cache off).
 
 Every stage's median over --runs rounds is printed for both, the two pipelines alternating inside
@@ -42,7 +42,7 @@ import torch
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from c4c.random_zoo import VIT_B32, RandomZooSpec, make_random_zoo  # noqa: E402
+from c4c.zoo.random_zoo import VIT_B32, RandomZooSpec, make_random_zoo  # noqa: E402
 
 STAGES = ("hash", "decode", "preprocess", "backbone", "captioning", "ensemble")
 
@@ -121,7 +121,9 @@ def matmul_rate(seconds: float = 1.0) -> float:
     for one chunk of frames, the best of PyTorch's own intra-op threads on the stock kernel and of
     single-threaded workers (what c4c runs) on the stock and on the prepacked kernel (kernels.Linear,
     the one c4c's backbone uses), so that the backbone is compared with the best this machine does."""
-    from c4c.kernels import Linear, default_workers, parallel_map
+    from c4c.cpu import parallel_map
+    from c4c.cpu import thread_workers as default_workers
+    from c4c.kernels import Linear
     rows = 250
     a, w = torch.randn(rows, 768), torch.randn(3072, 768)
     wt = w.t().contiguous()
@@ -140,7 +142,7 @@ def matmul_rate(seconds: float = 1.0) -> float:
     with torch.inference_mode():
         intra = loop(stock)
     workers = default_workers(64)
-    best = max(intra, *(sum(parallel_map(lambda _: loop(fn), list(range(workers)), workers)) for fn in (stock, pre)))
+    best = max(intra, *(sum(parallel_map(lambda _, fn=fn: loop(fn), list(range(workers)), workers)) for fn in (stock, pre)))
     return best / 1e9
 
 
@@ -169,11 +171,11 @@ def reference_pipeline(pipe, video: Path, cfg: BenchConfig):
 
 def _reference_pipeline(pipe, video: Path, cfg: BenchConfig):
     import decord
-    from c4c.captioner import prepare_video
-    from c4c.decoding import beam_search_reference
-    from c4c.ensemble import score_ensemble
-    from c4c.frames import sample_indices, uniform_subsample
-    from c4c.preprocess import preprocess
+    from c4c.captioning.model import prepare_video
+    from c4c.captioning.decoding import beam_search_reference
+    from c4c.vote.ensemble import score_ensemble
+    from c4c.video.frames import sample_indices, uniform_subsample
+    from c4c.video.preprocess import preprocess
     tm, t0 = {"hash": 0.0}, time.perf_counter()
     t = time.perf_counter()
     vr = decord.VideoReader(str(video), ctx=decord.cpu(0))
@@ -226,8 +228,8 @@ def precision_report(pipe, video: Path, cfg: BenchConfig, reference_s: float) ->
     with int8 decoders (and its ratio to the reference-style median `reference_s`), and each opt-in's
     share of captions identical to fp32 on the shipped zoo's test split (when that zoo and its
     features exist)."""
-    from c4c.captioner import prepare_video
-    from c4c.decoding import beam_search_many
+    from c4c.captioning.model import prepare_video
+    from c4c.captioning.decoding import beam_search_many
     from c4c.pipeline import CaptionSettings
     _, feats = pipe.features(video, CaptionSettings(max_frames=cfg.max_frames), {})
     models = [pipe.zoo.decoders[n] for n in pipe.zoo.names]
@@ -235,7 +237,7 @@ def precision_report(pipe, video: Path, cfg: BenchConfig, reference_s: float) ->
     out: dict = {"captioning_s": {}, "agreement": {}}
     ids = {}
     for prec in ("fp32", "int8", "bf16"):
-        run = lambda: beam_search_many(models, [v for v, _ in inputs], [m for _, m in inputs], beam=cfg.beam,  # noqa: E731
+        run = lambda prec=prec: beam_search_many(models, [v for v, _ in inputs], [m for _, m in inputs], beam=cfg.beam,  # noqa: E731
                                        max_words=cfg.max_words, precision=prec)
         run()  # packs the weights for this precision
         times = []
@@ -259,9 +261,9 @@ def precision_report(pipe, video: Path, cfg: BenchConfig, reference_s: float) ->
 def shipped_zoo_agreement(cfg: BenchConfig, limit: int | None = None) -> dict:
     """Share of (video, decoder) captions that int8 / bf16 decode identically to fp32 on the shipped
     zoo's test split (beam cfg.beam, each decoder's own max_words). Empty with a note if absent."""
-    from c4c.captioner import prepare_video
-    from c4c.decoding import beam_search_many
-    from c4c.features_io import load_features
+    from c4c.captioning.model import prepare_video
+    from c4c.captioning.decoding import beam_search_many
+    from c4c.features.files import load_features
     from c4c.zoo import Zoo
     if not (cfg.agreement_zoo / "manifest.json").is_file() or not cfg.agreement_features.is_file():
         return {"note": f"not measured: needs the shipped zoo {cfg.agreement_zoo} and its features "
@@ -289,7 +291,7 @@ def shipped_zoo_agreement(cfg: BenchConfig, limit: int | None = None) -> dict:
 def run_bench(cfg: BenchConfig, log=print) -> dict:
     """Prepare, warm up, then cfg.runs rounds of (reference-style, c4c) in alternating order, plus a
     matmul-rate probe per round. Returns the result dict (the --json output)."""
-    from c4c.kernels import default_workers
+    from c4c.cpu import thread_workers as default_workers
     from c4c.pipeline import Pipeline
     zoo_dir, video = prepare(cfg)
     t = time.perf_counter()

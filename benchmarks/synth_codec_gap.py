@@ -27,9 +27,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    from c4c.backbone import Backbone
-    from c4c.frames import sample_frames
-    from c4c.preprocess import preprocess
+    from c4c.vision.backbone import Backbone
+    from c4c.video.frames import sample_frames
+    from c4c.video.preprocess import preprocess
     from c4c.synth import make_video, sample_seconds, split_ids, write_mp4
 
     bb = Backbone.from_file(args.backbone)

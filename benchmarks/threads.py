@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pipeline as bench  # noqa: E402  (benchmarks/pipeline.py: the real-size random zoo)
 
-from c4c.captioner import prepare_video  # noqa: E402
-from c4c.decoding import _beam_search_eager, beam_search_many  # noqa: E402
+from c4c.captioning.model import prepare_video  # noqa: E402
+from c4c.captioning.decoding import _beam_search_eager, beam_search_many  # noqa: E402
 from c4c.zoo import Zoo  # noqa: E402
 
 

@@ -11,51 +11,19 @@ import hashlib
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .errors import InputError
-from .result import METRIC_NAMES, CaptionResult, ModelCaption
+from .result import CaptionResult, ModelCaption
+from .settings import CaptionSettings
 
 __all__ = ["CaptionSettings", "Pipeline", "pick_device"]
 
 Progress = Callable[[float, str], None]  # (fraction done, stage description)
-
-
-@dataclass(frozen=True)
-class CaptionSettings:
-    metric: str = "cider"            # the metric whose leave-one-out score picks the winner
-    beam: int = 5                    # beam width; 1 = greedy
-    max_frames: int = 20             # cap on sampled seconds fed to the decoders (uniform subsample)
-    decoders: tuple[str, ...] | None = None  # names of the participating decoders; None = all
-    fps_mode: str = "exact"          # "exact" (t = 0, 1, 2 s) or "reference" (int-truncated fps, SPEC 1.1)
-    max_words: int | None = None     # cap on generated tokens; None = each decoder's own setting
-    max_duration_s: float | None = None  # refuse longer videos (the app sets this)
-    # Decoder arithmetic: "fp32" (default; tokens identical to the reference code) or the opt-ins
-    # "int8" / "bf16", faster or smaller but not always the same caption (benchmarks/README.md).
-    precision: str = "fp32"
-
-    def check(self, available: list[str]) -> None:
-        if self.metric not in METRIC_NAMES:
-            raise InputError(f"unknown metric {self.metric!r}; choose one of {', '.join(METRIC_NAMES)}")
-        if not 1 <= self.beam <= 20:
-            raise InputError(f"beam size must be between 1 and 20, got {self.beam}")
-        if not 1 <= self.max_frames <= 512:
-            raise InputError(f"max_frames must be between 1 and 512, got {self.max_frames}")
-        from .kernels import PRECISIONS
-        if self.precision not in PRECISIONS:
-            raise InputError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
-        if self.fps_mode not in ("exact", "reference"):
-            raise InputError(f"fps_mode must be 'exact' or 'reference', got {self.fps_mode!r}")
-        if self.decoders is not None:
-            unknown = [d for d in self.decoders if d not in available]
-            if unknown:
-                raise InputError(f"unknown decoder(s) {unknown}; this zoo has {available}")
-            if len(self.decoders) < 2:
-                raise InputError("choose at least 2 decoders (3 or more for a meaningful vote)")
 
 
 def pick_device(device: str = "auto") -> str:
@@ -82,16 +50,16 @@ class Pipeline:
         self.cache = feature_cache
 
     @classmethod
-    def from_zoo(cls, folder: str | Path | None = None, device: str = "auto", cache_size: int = 32) -> "Pipeline":
-        from .feature_cache import FeatureCache
+    def from_zoo(cls, folder: str | Path | None = None, device: str = "auto", cache_size: int = 32) -> Pipeline:
+        from .features.cache import FeatureCache
         from .zoo import Zoo, default_zoo_dir
         zoo = Zoo(folder or default_zoo_dir(), device=pick_device(device))
         return cls(zoo, FeatureCache(cache_size) if cache_size else None)
 
     def features(self, video: str | Path, settings: CaptionSettings, timings: dict[str, float] | None = None):
         """(SampledFrames, float32 (n, E) embeddings) for a video, through the cache when one is set."""
-        from .frames import sample_frames
-        from .preprocess import preprocess
+        from .video.frames import sample_frames
+        from .video.preprocess import preprocess
         timings = {} if timings is None else timings
         t = time.perf_counter()
         digest = file_sha256(video) if Path(video).is_file() and os.access(video, os.R_OK) else ""
@@ -100,7 +68,7 @@ class Pipeline:
         if self.cache is not None and digest:
             # What decides the features: the file's bytes, the backbone's weights (hashed once), the
             # sampling settings, and the decode/crop settings this method uses (their defaults).
-            from .frames import DEFAULT_MAX_SHORT_SIDE
+            from .video.frames import DEFAULT_MAX_SHORT_SIDE
             key = (digest, self.zoo.backbone.fingerprint, settings.max_frames, settings.fps_mode,
                    settings.max_duration_s, DEFAULT_MAX_SHORT_SIDE, "c4c-crop")
         if key is not None and (hit := self.cache.get(key)) is not None:
@@ -124,9 +92,9 @@ class Pipeline:
                          progress: Progress | None = None, timings: dict[str, float] | None = None):
         """Every participating decoder's hypothesis for (n, E) features, then the ensemble vote.
         Returns (names, hypotheses, EnsembleOutcome)."""
-        from .captioner import prepare_video
-        from .decoding import beam_search_many
-        from .ensemble import score_ensemble
+        from .captioning.model import prepare_video
+        from .captioning.decoding import beam_search_many
+        from .vote.ensemble import score_ensemble
         timings = {} if timings is None else timings
         names = list(settings.decoders or self.zoo.names)
         feats_t = torch.as_tensor(np.asarray(feats, dtype=np.float32))
@@ -140,7 +108,8 @@ class Pipeline:
         inputs = [prepare_video(feats_t, m.cfg) for m in models]
         hyps = [h[0] for h in beam_search_many(models, [v.to(self.device) for v, _ in inputs],
                                                [m.to(self.device) for _, m in inputs], beam=settings.beam,
-                                               max_words=settings.max_words, precision=settings.precision)]
+                                               max_words=settings.max_words, precision=settings.precision,
+                                               bos_id=self.zoo.tokenizer.bos_id, eos_id=self.zoo.tokenizer.eos_id)]
         timings["captioning"] = time.perf_counter() - t
         if progress:
             progress(0.9, "ensemble vote")

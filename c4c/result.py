@@ -7,10 +7,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["ModelCaption", "CaptionResult", "METRIC_NAMES"]
+from .settings import METRIC_NAMES
 
-# Display names of the ensemble metrics, in the order tables list them.
-METRIC_NAMES = {"cider": "CIDEr-D", "bleu4": "BLEU-4", "meteor": "METEOR", "rouge": "ROUGE-L"}
+__all__ = ["ModelCaption", "CaptionResult", "METRIC_NAMES"]
 
 SCHEMA = "c4c.result/1"
 
@@ -77,7 +76,7 @@ class CaptionResult:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CaptionResult":
+    def from_dict(cls, d: dict[str, Any]) -> CaptionResult:
         d = dict(d)
         d.pop("caption", None)
         if d.get("schema", SCHEMA) != SCHEMA:
@@ -86,5 +85,5 @@ class CaptionResult:
         return cls(**d)
 
     @classmethod
-    def from_json(cls, text: str) -> "CaptionResult":
+    def from_json(cls, text: str) -> CaptionResult:
         return cls.from_dict(json.loads(text))

@@ -1,6 +1,6 @@
 """The running app that test_app_api.py and test_app_browser.py share (one launch per test session).
 
-A tiny random-weights zoo (c4c.random_zoo) stands in for weights/demo so the tests do not depend on
+A tiny random-weights zoo (c4c.zoo.random_zoo) stands in for weights/demo so the tests do not depend on
 training; every file still goes through the real loaders, so the app runs the real code paths.
 Videos are generated with the ffmpeg that imageio-ffmpeg ships."""
 
@@ -55,7 +55,7 @@ def free_port() -> int:
 def running_app(tmp_path_factory) -> RunningApp:
     import app
     from c4c.pipeline import Pipeline
-    from c4c.random_zoo import RandomZooSpec, make_random_zoo
+    from c4c.zoo.random_zoo import RandomZooSpec, make_random_zoo
     from c4c.ui.service import AppConfig, warm_up
 
     root = tmp_path_factory.mktemp("app")

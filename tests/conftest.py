@@ -1,5 +1,5 @@
-"""Shared test helpers: the golden sets under ../shared/golden (or $C4C_GOLDEN_DIR), the golden
-caption model of a set, and a one-thread fixture."""
+"""Shared test helpers: the golden sets under tests/data/golden (or $C4C_GOLDEN_DIR; docs/golden-data.md),
+the golden caption model of a set, and a one-thread fixture."""
 
 import json
 import os
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-GOLDEN_DIR = Path(os.environ.get("C4C_GOLDEN_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "golden"))
+GOLDEN_DIR = Path(os.environ.get("C4C_GOLDEN_DIR", Path(__file__).resolve().parent / "data" / "golden"))
 
 
 def golden_sets() -> list[Path]:
@@ -28,7 +28,7 @@ MASK_OF = {"repro": "repro", "univl": "frames", "ones": "ones"}  # golden conven
 def golden_decoder(path: Path, need: tuple[str, ...] = ()):
     """(config.json, CaptionModel, golden.json, inputs.npz as tensors) of a golden set; the test is
     skipped when the set lacks one of these files or of `need`."""
-    from c4c.captioner import CaptionModel
+    from c4c.captioning.model import CaptionModel
     files = ("config.json", "decoder.bin", "inputs.npz", "golden.json", *need)
     lacking = [f for f in files if not (path / f).is_file()]
     if lacking:

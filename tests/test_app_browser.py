@@ -61,7 +61,7 @@ def shows_result(driver, n_frames: int, n_rows: int, metric_label: str) -> bool:
 
 
 def test_example_shows_frames_table_and_highlighted_winner(running_app, browser, tmp_path):
-    from c4c.frames import sample_frames
+    from c4c.video.frames import sample_frames
     d = browser
     n_dec = len(running_app.decoders)
     pick = running_app.examples[0]

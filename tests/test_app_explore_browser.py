@@ -11,7 +11,6 @@ import os
 import time
 from pathlib import Path
 
-import pytest
 
 from _app_harness import running_app  # noqa: F401  (fixture)
 from explore_helpers import CORPUS, write_jsonl

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from conftest import GOLDEN_DIR, golden_sets
 
-from c4c.backbone import Backbone, vision_keys
+from c4c.vision.backbone import Backbone, vision_keys
 from c4c.checkpoints import read_safetensors_metadata
 from c4c.errors import CheckpointError, InputError
 

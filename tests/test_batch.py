@@ -17,7 +17,7 @@ from c4c.batch import (JsonlOutput, Recorder, VideoInput, caption_local, find_vi
 from c4c.cli import main
 from c4c.errors import InputError
 from c4c.pipeline import CaptionSettings, Pipeline
-from c4c.random_zoo import RandomZooSpec, make_random_zoo
+from c4c.zoo.random_zoo import RandomZooSpec, make_random_zoo
 
 SETTINGS = CaptionSettings(beam=2, max_frames=3)
 CLI_SETTINGS = ["--beam", "2", "--max-frames", "3"]

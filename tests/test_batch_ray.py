@@ -9,9 +9,9 @@ ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install -
 
 import c4c  # noqa: E402
 from c4c.batch import Recorder, caption_local, find_videos, open_output, plan  # noqa: E402
-from c4c.batch_ray import caption_ray  # noqa: E402
+from c4c.batch.ray_engine import caption_ray  # noqa: E402
 from c4c.pipeline import CaptionSettings, Pipeline  # noqa: E402
-from c4c.random_zoo import RandomZooSpec, make_random_zoo  # noqa: E402
+from c4c.zoo.random_zoo import RandomZooSpec, make_random_zoo  # noqa: E402
 
 SETTINGS = CaptionSettings(beam=2, max_frames=3)
 

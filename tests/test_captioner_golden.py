@@ -13,10 +13,10 @@ import torch
 from conftest import CONVS, MASK_OF, golden_decoder
 from univl_fixture import fake_univl
 
-from c4c.captioner import CaptionConfig, CaptionModel, caption_loss, prepare_video
+from c4c.captioning.model import CaptionConfig, CaptionModel, caption_loss, prepare_video
 from c4c.checkpoints import load_state_dict, read_safetensors_metadata
 from c4c.errors import CheckpointError, InputError
-from c4c.univl import init_from_univl
+from c4c.captioning.univl import init_from_univl
 
 TOL = 1e-4  # golden README 8
 # In `repro` every key score gets -10000 added, which rounds it to a multiple of 2^-10 (golden README

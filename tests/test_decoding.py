@@ -15,10 +15,10 @@ import pytest
 import torch
 from conftest import CONVS, MASK_OF, golden_decoder
 
-from c4c.captioner import CaptionConfig, CaptionModel, prepare_video
+from c4c.captioning.model import CaptionConfig, CaptionModel, prepare_video
 from c4c.cli import main as cli_main
-from c4c.decoding import beam_search, beam_search_reference, greedy
-from c4c.tokenizer import Tokenizer
+from c4c.captioning.decoding import beam_search, beam_search_reference, greedy
+from c4c.captioning.tokenizer import Tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from c4c.ensemble import DEFAULT_METRICS, TIE_TOLERANCE, _rank, score_ensemble, score_ensembles
+from c4c.vote.ensemble import DEFAULT_METRICS, TIE_TOLERANCE, _rank, score_ensemble, score_ensembles
 from c4c.errors import InputError
-from c4c.idf import IdfTable
-from c4c.metrics import normalize, sentence_scores
+from c4c.vote.idf import IdfTable
+from c4c.vote.metrics import normalize, sentence_scores
 
 CORPUS = [
     ["a man is playing a guitar on stage", "a man plays the guitar", "a guitarist performs a song"],

@@ -1,4 +1,4 @@
-"""`c4c.evaluate`: the Table-1 rows (singles, ensembles, oracle, baseline) and `python -m c4c evaluate`."""
+"""`c4c.train.evaluate`: the Table-1 rows (singles, ensembles, oracle, baseline) and `python -m c4c evaluate`."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from c4c.cli import main
-from c4c.evaluate import clip_labels, most_frequent_caption, score_rows
-from c4c.features_io import save_features
-from c4c.idf import IdfTable
-from c4c.metrics import corpus_scores, sentence_scores
-from c4c.random_zoo import RandomZooSpec, make_random_zoo
+from c4c.train.evaluate import most_frequent_caption, score_rows
+from c4c.features.files import save_features
+from c4c.vote.idf import IdfTable
+from c4c.vote.metrics import corpus_scores, sentence_scores
+from c4c.zoo.random_zoo import RandomZooSpec, make_random_zoo
+from c4c.train.evaluate import clip_labels
 from c4c.synth import make_captions, make_scene
 from c4c.synth.parse import attribute_report
 

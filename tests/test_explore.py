@@ -12,9 +12,9 @@ import pytest
 
 from c4c.errors import InputError
 from c4c.ui import explore_figures
-from c4c.ui.explore import (GROUNDING_COLUMNS, REF_COLUMNS, CorpusCache, Filters, apply_filters, explore_payload,
-                            list_results, load_corpus, page_rows, resolve_in, row_from_result, sort_rows,
-                            stored_result, table_columns)
+from c4c.ui.explore import (GROUNDING_COLUMNS, REF_COLUMNS, CorpusCache, list_results, load_corpus, resolve_in,
+                            row_from_result, stored_result)
+from c4c.ui.explore_table import Filters, apply_filters, explore_payload, page_rows, sort_rows, table_columns
 from explore_helpers import CORPUS, fake_result, write_jsonl
 
 

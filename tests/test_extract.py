@@ -21,8 +21,8 @@ from badfiles import ffmpeg
 
 from c4c.batch import find_videos, in_shard
 from c4c.errors import InputError
-from c4c.features_io import load_features, save_features
-from c4c.features_journal import Journal, errors_path, journal_path
+from c4c.features.files import load_features, save_features
+from c4c.features.journal import Journal, errors_path, journal_path
 
 
 @pytest.fixture(autouse=True)
@@ -36,8 +36,8 @@ def one_thread():
 @pytest.fixture(scope="module")
 def backbone_file(tmp_path_factory):
     """A tiny random CLIP image tower (48-d embeddings) saved the way the zoo saves it."""
-    from c4c.backbone import VisionArch
-    from c4c.random_zoo import _random_backbone
+    from c4c.vision.backbone import VisionArch
+    from c4c.zoo.random_zoo import _random_backbone
     arch = VisionArch(image_size=32, patch=8, width=64, layers=1, heads=1, mlp=128, embed_dim=48)
     path = tmp_path_factory.mktemp("bb") / "backbone.safetensors"
     _random_backbone(arch, torch.Generator().manual_seed(0)).save(path)
@@ -139,8 +139,8 @@ def test_truncated_and_unknown_files(tmp_path):
 
 
 def _expected(backbone_file, frames):
-    from c4c.backbone import Backbone
-    from c4c.preprocess import preprocess
+    from c4c.vision.backbone import Backbone
+    from c4c.video.preprocess import preprocess
     bb = Backbone.from_file(backbone_file)
     return bb.embed(preprocess(frames, bb.image_size)).numpy()
 
@@ -152,7 +152,7 @@ def _same(a: dict, b: dict) -> None:
 
 
 def test_reference_run_matches_the_pipeline_frames(backbone_file, video_dir, reference):
-    from c4c.frames import sample_frames
+    from c4c.video.frames import sample_frames
     frames = sample_frames(video_dir / "v03.mp4", max_frames=20).images
     assert reference["v03"].shape == (len(frames), 48)
     assert np.allclose(reference["v03"], _expected(backbone_file, frames), atol=1e-5)
@@ -332,8 +332,8 @@ def test_extract_refuses_to_mix_backbones(tmp_path, backbone_file):
 def test_ctrl_c_keeps_the_journal_and_the_function_api_resumes(tmp_path, backbone_file):
     """The function build-zoo calls: Ctrl-C (here raised by the second loader) stops without merging,
     the finished video stays in the journal, and the next call finishes the job."""
-    from c4c.backbone import Backbone
-    from c4c.cli.extract import Interrupted, extract
+    from c4c.vision.backbone import Backbone
+    from c4c.features.extract import Interrupted, extract
     from c4c.synth import render_seconds
     bb, out = Backbone.from_file(backbone_file), tmp_path / "f.npz"
 

@@ -11,7 +11,7 @@ import pytest
 from conftest import GOLDEN_DIR, golden_sets
 
 from c4c.errors import InputError, VideoError
-from c4c.frames import _sane_fps, sample_frames, sample_indices, uniform_subsample
+from c4c.video.frames import _sane_fps, sample_frames, sample_indices, uniform_subsample
 
 SETS = [s for s in golden_sets() if (s / "frames_golden.json").is_file()]
 VIDEOS = [(s, j) for s in SETS for j in range(len(json.loads((s / "frames_golden.json").read_text())["videos"]))]
@@ -190,14 +190,14 @@ def test_bad_inputs_raise_video_error(tmp_path, capfd, case, msg):
 
 
 def test_unreadable_file(tmp_path, monkeypatch):
-    import c4c.frames
+    import c4c.video.probe
     p = tmp_path / "locked.mp4"
     p.write_bytes(b"\x00" * 64)
 
     def denied(*args, **kwargs):  # chmod 000 does not stop root, so simulate what open() raises
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(c4c.frames, "open", denied, raising=False)
+    monkeypatch.setattr(c4c.video.probe, "open", denied, raising=False)
     with pytest.raises(VideoError, match="permission denied"):
         sample_frames(p)
 

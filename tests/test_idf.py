@@ -14,7 +14,7 @@ from pycocoevalcap.cider.cider_scorer import CiderScorer
 
 from c4c.cli import idf as idf_cli
 from c4c.errors import C4CError, InputError
-from c4c.idf import IdfTable
+from c4c.vote.idf import IdfTable
 
 REPO = Path(__file__).resolve().parents[1]
 

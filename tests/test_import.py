@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from c4c.idf import IdfTable
+from c4c.vote.idf import IdfTable
 from c4c.pipeline import CaptionSettings, Pipeline
 from c4c.zoo import read_manifest
 

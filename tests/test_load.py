@@ -70,8 +70,8 @@ def slow_uploads(monkeypatch, tmp_path):
 
     import imageio_ffmpeg
 
-    import c4c.frames
-    original = c4c.frames.sample_frames
+    import c4c.video.frames
+    original = c4c.video.frames.sample_frames
     slept = []
 
     def sample_frames(path, *args, **kwargs):
@@ -80,7 +80,7 @@ def slow_uploads(monkeypatch, tmp_path):
             time.sleep(SLOW_S)
         return original(path, *args, **kwargs)
 
-    monkeypatch.setattr(c4c.frames, "sample_frames", sample_frames)
+    monkeypatch.setattr(c4c.video.frames, "sample_frames", sample_frames)
     paths = []
     for k in range(2):
         p = tmp_path / f"slow{k}.mp4"

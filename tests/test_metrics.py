@@ -13,10 +13,10 @@ from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.rouge.rouge import Rouge
 
-from c4c import metrics
+from c4c.vote import metrics
 from c4c.errors import InputError
-from c4c.idf import IdfTable
-from c4c.metrics import close_meteor, corpus_scores, meteor_pid, sentence_scores
+from c4c.vote.idf import IdfTable
+from c4c.vote.metrics import close_meteor, corpus_scores, meteor_pid, sentence_scores
 
 WORDS = "a man woman is are playing plays the guitar on stage dog runs in field talking , .".split()
 

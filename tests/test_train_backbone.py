@@ -103,7 +103,7 @@ def test_contrastive_loss_learns_a_batch():
 
 
 def test_tiny_training_run_writes_a_backbone_the_loader_reads_exactly(tmp_path):
-    from c4c.backbone import Backbone
+    from c4c.vision.backbone import Backbone
     from c4c.checkpoints import load_state_dict, read_safetensors_metadata
     report = train_backbone(tmp_path, TINY, cache_dir=tmp_path / "cache", progress=False, workers=0)
     assert [h["step"] for h in report["history"]] == list(range(TINY.eval_every, TINY.steps + 1, TINY.eval_every))

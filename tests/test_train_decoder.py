@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from univl_fixture import fake_univl, univl_shapes
 
 from c4c.cli import main
-from c4c.tokenizer import Tokenizer
+from c4c.captioning.tokenizer import Tokenizer
 from c4c.train.caption_data import (
     CaptionBatch,
     caption_loss,
@@ -26,14 +26,14 @@ from c4c.train.caption_data import (
 from c4c.train.decoder import DecoderTrainConfig, build_model, read_metadata
 from c4c.train.vocab import SPECIALS, build_vocab, write_vocab
 
-KEYS_UNIVL = Path(__file__).resolve().parents[2] / "shared" / "reference" / "keys_univl.txt"
+KEYS_UNIVL = Path(__file__).resolve().parent / "data" / "keys_univl.txt"
 COLOURS = ("red", "green", "blue", "yellow")
 SHAPES = ("ball", "box", "star")
 VERBS = ("moves left", "moves right", "spins", "grows")
 D = 16  # feature width of the fixture (CLIP's 512 in miniature)
 
 
-@pytest.mark.skipif(not KEYS_UNIVL.is_file(), reason="shared/reference/keys_univl.txt not present")
+@pytest.mark.skipif(not KEYS_UNIVL.is_file(), reason="tests/data/keys_univl.txt not present")
 def test_fixture_follows_the_univl_key_list():
     listed = {}
     for line in KEYS_UNIVL.read_text().splitlines():

@@ -1,6 +1,6 @@
-"""A UniVL pre-training checkpoint (`univl.pretrained.bin`, SPEC 2.4) in miniature: its key naming
-(checked against ../shared/reference/keys_univl.txt by test_train_decoder.py) at any size, for the
-tests of `c4c.univl.init_from_univl` and of decoder training with `--init`."""
+"""A UniVL pre-training checkpoint (`univl.pretrained.bin`, reference.md 2.4) in miniature: its key naming
+(checked against tests/data/keys_univl.txt by test_train_decoder.py) at any size, for the
+tests of `c4c.captioning.univl.init_from_univl` and of decoder training with `--init`."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def _head(prefix: str, H: int) -> dict[str, tuple]:
 
 
 def univl_shapes(H=768, I=3072, V=30522, S3D=1024, P=512, CP=1024, bert=12, visual=6, cross=2, dec=3) -> dict[str, tuple]:
-    """Key -> shape of a UniVL pretrain state dict (SPEC 2.4), parametrised by size."""
+    """Key -> shape of a UniVL pretrain state dict (reference.md 2.4), parametrised by size."""
     s: dict[str, tuple] = {"bert.embeddings.word_embeddings.weight": (V, H), "bert.embeddings.position_embeddings.weight": (P, H),
                            "bert.embeddings.token_type_embeddings.weight": (2, H), "bert.embeddings.LayerNorm.weight": (H,),
                            "bert.embeddings.LayerNorm.bias": (H,)}

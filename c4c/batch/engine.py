@@ -15,13 +15,14 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
+from ..cpu import available_cores
 from ..errors import C4CError
 from ..pipeline import CaptionSettings, Pipeline
-from .inputs import VideoInput, in_shard, video_key
+from ..video.inputs import VideoInput, in_shard, video_key
 from .output import error_record
 from .work import BatchPipeline, Decoded, caption_decoded, decode
 
-__all__ = ["BatchSummary", "plan", "Recorder", "caption_local", "default_workers", "available_cores"]
+__all__ = ["BatchSummary", "plan", "Recorder", "caption_local"]
 
 
 @dataclass
@@ -180,15 +181,3 @@ def caption_local(pipe: Pipeline, todo: list[VideoInput], recorder: Recorder, se
     finally:
         torch.set_num_threads(before)
     return recorder.close()
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def default_workers() -> int:
-    """One decoding process per core the models do not need, at most 4 (decoding is the lighter half)."""
-    return max(1, min(4, available_cores() - 1))

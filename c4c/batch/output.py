@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-from .inputs import video_key
+from ..video.inputs import video_key
 
 __all__ = ["Done", "JsonlOutput", "ParquetOutput", "open_output", "error_record"]
 

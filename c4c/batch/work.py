@@ -35,8 +35,8 @@ class Decoded:
 def decode(index: int, video: str, settings: CaptionSettings, image_size: int, open_path: str | None = None) -> Decoded:
     """Sample and crop one video; never raises for a bad video (the error travels in the result).
     `open_path` is what to open if it differs from the recorded `video` (absolute path on Ray)."""
-    from ..frames import sample_frames
-    from ..preprocess import crop_uint8
+    from ..video.frames import sample_frames
+    from ..video.preprocess import crop_uint8
     timings: dict[str, float] = {}
     try:
         t = time.perf_counter()
@@ -61,7 +61,7 @@ class BatchPipeline(Pipeline):
         self.item: Decoded | None = None
 
     def features(self, video, settings, timings=None):
-        from ..preprocess import normalize
+        from ..video.preprocess import normalize
         item = self.item
         assert item is not None and item.crops is not None
         timings = {} if timings is None else timings
@@ -88,7 +88,7 @@ def caption_decoded(pipe: BatchPipeline, item: Decoded, settings: CaptionSetting
 
 def zoo_image_size(zoo_dir: str | Path) -> int:
     """The backbone's input size, read off its checkpoint without building the model."""
-    from ..backbone import arch_from_state_dict, vision_keys
+    from ..vision.backbone import arch_from_state_dict, vision_keys
     from ..checkpoints import load_state_dict
     from ..zoo import read_manifest
     m = read_manifest(zoo_dir)

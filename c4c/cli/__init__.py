@@ -7,6 +7,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+from pathlib import Path
 
 from ..errors import C4CError
 
@@ -23,7 +24,8 @@ def _command_modules() -> list[str]:
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The full parser, or (when `command` names a module) one with just that command: importing
     every command module costs seconds (torch, transformers) that `python -m c4c idf` should not pay."""
-    parser = argparse.ArgumentParser(prog="python -m c4c", description="CLIP4Caption: caption videos with an ensemble of decoders.")
+    prog = "c4c" if Path(sys.argv[0]).name == "c4c" else "python -m c4c"  # the console script, or -m
+    parser = argparse.ArgumentParser(prog=prog, description="CLIP4Caption: caption videos with an ensemble of decoders.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     names = _command_modules()
     module = command.replace("-", "_") if command else None

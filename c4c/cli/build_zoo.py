@@ -16,7 +16,7 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub) -> None:
-    from ..build_zoo import STAGES
+    from ..train.build_zoo import STAGES
     p = sub.add_parser("build-zoo", help="rebuild the demo model zoo from nothing (synthetic data -> weights)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="weights/demo", help="zoo folder to write (default weights/demo)")
@@ -36,7 +36,7 @@ def run(args) -> int:
 
     import torch
 
-    from ..build_zoo import RECIPES, build_zoo
+    from ..train.build_zoo import RECIPES, build_zoo
     from ..errors import InputError
     recipe = RECIPES[args.size]
     if args.workers is not None:

@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 from ..errors import C4CError, InputError
-from ..result import METRIC_NAMES, CaptionResult
+from ..result import CaptionResult
+from ..settings import METRIC_NAMES
+from ._options import add_settings_options, settings_from_args
 
 HELP = "caption video files with the zoo's decoders and the leave-one-out ensemble"
 
@@ -22,17 +24,7 @@ def add_parser(sub) -> None:
                         "patterns ('clips/**/*.mp4') or list files (.txt: one path per line)")
     p.add_argument("--zoo", default=os.environ.get("C4C_ZOO"),
                    help="model zoo folder (default: $C4C_ZOO, else the shipped weights/demo)")
-    p.add_argument("--metric", default="cider", choices=list(METRIC_NAMES),
-                   help="metric whose leave-one-out score picks the winner (default: cider = CIDEr-D)")
-    p.add_argument("--beam", type=int, default=5, help="beam width, 1 = greedy (default 5)")
-    p.add_argument("--max-frames", type=int, default=20, help="frames (1 per second) fed to the decoders (default 20)")
-    p.add_argument("--decoders", default=None, help="comma-separated decoder names (default: all)")
-    p.add_argument("--fps-mode", default="exact", choices=["exact", "reference"],
-                   help="frame times: exact seconds, or the reference code's integer-truncated fps")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "int8", "bf16"],
-                   help="decoder arithmetic: fp32 (default, the reference's tokens) or the opt-ins int8 (CPU: "
-                        "~4x less weight traffic) and bf16; the opt-ins change some captions "
-                        "(agreement measured in benchmarks/README.md)")
+    add_settings_options(p, ("metric", "beam", "max_frames", "decoders", "fps_mode", "precision"))
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.add_argument("--json", action="store_true", help="print the result JSON (one line per video)")
     b = p.add_argument_group("batch runs (need --out)")
@@ -78,16 +70,13 @@ def format_table(r: CaptionResult) -> str:
 
 
 def _settings(args):
-    from ..pipeline import CaptionSettings
-    decoders = tuple(d.strip() for d in args.decoders.split(",")) if args.decoders else None
-    return CaptionSettings(metric=args.metric, beam=args.beam, max_frames=args.max_frames,
-                           decoders=decoders, fps_mode=args.fps_mode, precision=args.precision)
+    return settings_from_args(args)
 
 
 def _expand(args_videos: list[str]) -> list[str]:
     """Folders, patterns and list files -> their videos; plain file names stay as given, in order."""
     from ..batch import find_videos
-    from ..batch.inputs import LIST_EXTENSIONS, is_pattern
+    from ..video.inputs import LIST_EXTENSIONS, is_pattern
     out = []
     for a in args_videos:
         p = Path(a)
@@ -108,9 +97,13 @@ def run(args) -> int:
         + ["--engine"] * (args.engine != "local")
     if batch_only:
         raise InputError(f"{', '.join(batch_only)} only apply to batch runs; add --out FILE.jsonl")
-    from ..pipeline import Pipeline
     settings = _settings(args)
     videos = _expand(args.videos)
+    # The vote scores every caption with METEOR too (the result's table): its JVM takes longer to
+    # start than the models take to load, so start it first and let the two overlap.
+    from ..vote.metrics import start_meteor
+    start_meteor()
+    from ..pipeline import Pipeline
     pipe = Pipeline.from_zoo(args.zoo, device=args.device)
     if not args.json:
         print(f"zoo: {pipe.zoo.name} ({pipe.zoo.folder}) - {pipe.zoo.description}")
@@ -157,13 +150,14 @@ def run_batch(args) -> int:
         if not todo:
             recorder.close()
         elif args.engine == "local":
-            from ..batch import caption_local, default_workers
+            from ..batch import caption_local
+            from ..cpu import decode_processes
             from ..pipeline import Pipeline
             pipe = Pipeline.from_zoo(zoo_dir, device=args.device, cache_size=0)
-            workers = default_workers() if args.workers is None else args.workers
+            workers = decode_processes() if args.workers is None else args.workers
             caption_local(pipe, todo, recorder, settings, workers=workers, threads=args.threads)
         else:
-            from ..batch_ray import caption_ray
+            from ..batch.ray_engine import caption_ray
             caption_ray(zoo_dir, todo, recorder, settings, device=args.device, actors=args.actors,
                         decode_tasks=args.workers, address=args.ray_address)
     finally:

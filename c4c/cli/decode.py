@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..settings import MASKS, CaptionSettings
 
 __all__ = ["add_parser", "run"]
 
@@ -22,11 +23,12 @@ def add_parser(sub) -> None:
     p.add_argument("--heads", type=int, help="attention heads (default: file metadata, else hidden // 64)")
     p.add_argument("--max-words", type=int, help="maximum caption length in tokens (default: the model's)")
     p.add_argument("--max-frames", type=int, help="frame slots (default: the model's, 20 for .bin files)")
-    p.add_argument("--mask", choices=("repro", "frames"),
+    p.add_argument("--mask", choices=MASKS[:2],
                    help="video mask convention: repro = as the released checkpoint was trained (all-zero mask), "
                         "frames = mask the padding (UniVL). Default: file metadata, else repro")
     how = p.add_mutually_exclusive_group()
-    how.add_argument("--beam", type=int, default=5, metavar="K", help="beam width (default 5)")
+    how.add_argument("--beam", type=int, default=CaptionSettings.default("beam"), metavar="K",
+                     help=CaptionSettings.option("beam").help)
     how.add_argument("--greedy", action="store_true", help="greedy decoding instead of beam search")
     p.add_argument("--json", action="store_true", help='print {"token_ids": [...], "caption": "..."}')
     p.set_defaults(func=run)
@@ -46,9 +48,9 @@ def _load_features(path: str) -> np.ndarray:
 
 def run(args) -> int:
     # Imported here so `python -m c4c --help` stays fast.
-    from ..captioner import CaptionModel, prepare_video
-    from ..decoding import beam_search, greedy
-    from ..tokenizer import Tokenizer
+    from ..captioning.model import CaptionModel, prepare_video
+    from ..captioning.decoding import beam_search, greedy
+    from ..captioning.tokenizer import Tokenizer
 
     if args.beam < 1:
         raise InputError(f"--beam must be at least 1 (got {args.beam})")

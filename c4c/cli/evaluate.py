@@ -37,7 +37,7 @@ def run(args) -> int:
     import torch
 
     from ..errors import InputError
-    from ..evaluate import evaluate_zoo
+    from ..train.evaluate import evaluate_zoo
     from ..zoo import default_zoo_dir
     if args.beam < 1:
         raise InputError(f"--beam must be >= 1, got {args.beam}")

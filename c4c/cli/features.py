@@ -8,6 +8,8 @@ import warnings
 from pathlib import Path
 
 from ..errors import InputError
+from ..settings import CROPS
+from ._options import add_settings_options
 
 __all__ = ["add_parser", "run"]
 
@@ -18,10 +20,8 @@ def add_parser(sub) -> None:
     p.add_argument("video", help="video file (mp4, webm, avi, ...)")
     p.add_argument("--backbone", required=True, help="CLIP4Clip .bin, OpenAI CLIP state dict, or c4c .safetensors")
     p.add_argument("--out", required=True, help="output .npy path")
-    p.add_argument("--max-frames", type=int, default=20, help="keep at most N frames, picked uniformly (default 20)")
-    p.add_argument("--fps-mode", choices=("exact", "reference"), default="exact",
-                   help="exact: frames at whole seconds; reference: the reference extractor's integer-fps indices")
-    p.add_argument("--crop", choices=("c4c", "repro"), default="repro",
+    add_settings_options(p, ("max_frames", "fps_mode"))
+    p.add_argument("--crop", choices=CROPS, default="repro",
                    help="repro: square centre crop first, as the CLIP4Caption reproduction (default); c4c: CLIP4Clip")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--batch-size", type=int, default=32, help="frames per forward pass (default 32)")
@@ -34,9 +34,9 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     import numpy as np
 
-    from ..backbone import Backbone
-    from ..frames import sample_frames
-    from ..preprocess import preprocess
+    from ..vision.backbone import Backbone
+    from ..video.frames import sample_frames
+    from ..video.preprocess import preprocess
 
     if args.max_frames < 1:
         raise InputError(f"--max-frames must be at least 1 (got {args.max_frames})")

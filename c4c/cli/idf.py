@@ -13,11 +13,11 @@ import json
 from pathlib import Path
 
 from ..errors import InputError
-from ..idf import IdfTable
+from ..vote.idf import IdfTable
 
 __all__ = ["add_parser", "run", "read_documents", "SPLITS"]
 
-# MSR-VTT caption split by the json order of "videos" (SPEC 2.7): train / val / test
+# MSR-VTT caption split by the json order of "videos" (reference.md 2.7): train / val / test
 SPLITS = {"train": (0, 6513), "val": (6513, 7010), "test": (7010, 10000)}
 
 

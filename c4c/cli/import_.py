@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import InputError, ZooError
+from ..settings import MASKS
 
 HELP = "import real checkpoints (CLIP4Clip, OpenAI CLIP, CLIP4Caption reproduction, UniVL) into a zoo folder"
 
@@ -26,7 +27,7 @@ def add_parser(sub) -> None:
                    help="allow a TorchScript .pt backbone (loading it runs code from the file: trust it first)")
     p.add_argument("--decoder", action="append", default=[], metavar="CKPT[:NAME]",
                    help="caption checkpoint (reproduction .bin or c4c safetensors); repeat for several")
-    p.add_argument("--mask", choices=["repro", "frames"], default=None,
+    p.add_argument("--mask", choices=MASKS[:2], default=None,
                    help="video mask convention of the imported decoders (default: repro for .bin files, as the "
                         "released reproduction checkpoint was trained; the file's own setting for safetensors)")
     p.add_argument("--heads", type=int, help="attention heads of the decoders (default: width // 64)")
@@ -51,10 +52,10 @@ def _provenance(path: Path, kind: str) -> dict:
 
 
 def run(args) -> int:
-    from ..backbone import Backbone
-    from ..captioner import CaptionModel
-    from ..idf import IdfTable
-    from ..tokenizer import Tokenizer
+    from ..vision.backbone import Backbone
+    from ..captioning.model import CaptionModel
+    from ..vote.idf import IdfTable
+    from ..captioning.tokenizer import Tokenizer
     from ..zoo import MANIFEST, read_manifest, write_manifest
 
     out = Path(args.out)
@@ -126,8 +127,8 @@ def _import_univl(src: Path, out: Path, manifest: dict, args) -> None:
     """A paper-layout (TE 1 + TD 3) caption model initialised from UniVL, for `train decoder --init`."""
     import torch
 
-    from ..captioner import CaptionConfig, CaptionModel
-    from ..univl import init_from_univl
+    from ..captioning.model import CaptionConfig, CaptionModel
+    from ..captioning.univl import init_from_univl
     from ..checkpoints import load_state_dict
     sd = load_state_dict(src)
     key = "decoder.embeddings.word_embeddings.weight"
@@ -135,7 +136,7 @@ def _import_univl(src: Path, out: Path, manifest: dict, args) -> None:
         raise InputError(f"{src}: not a UniVL checkpoint (no {key!r})")
     video_dim = args.video_dim
     if video_dim is None and "backbone" in manifest:
-        from ..backbone import Backbone
+        from ..vision.backbone import Backbone
         video_dim = Backbone.from_file(out / manifest["backbone"]["file"]).embed_dim
     vocab, hidden = sd[key].shape
     cfg = CaptionConfig(video_dim=video_dim or 512, hidden=hidden, heads=args.heads or 0,

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..settings import MASKS
+
 __all__ = ["add_parser", "run_decoder"]
 
 
@@ -23,7 +25,7 @@ def _add_decoder(tsub) -> None:
     p.add_argument("--annotations", required=True, help="MSRVTT_data.json-style captions")
     p.add_argument("--vocab", required=True, help="BERT vocab.txt (bert-base-uncased for real data)")
     p.add_argument("--out", required=True, help="where to write the best epoch (.safetensors)")
-    p.add_argument("--init", help="univl.pretrained.bin to initialise from (SPEC 2.4); widths default to its own")
+    p.add_argument("--init", help="univl.pretrained.bin to initialise from (reference.md 2.4); widths default to its own")
     p.add_argument("--seed", type=int, default=d.seed, help="weight init and dropout seed")
     p.add_argument("--data-seed", type=int, default=None, help="order of the training pairs (default: --seed)")
     p.add_argument("--te-layers", type=int, default=d.te_layers, help="video encoder layers (paper: 1)")
@@ -40,9 +42,9 @@ def _add_decoder(tsub) -> None:
                    help="captions drawn per video per epoch (0 = every caption once per epoch, as the reference)")
     p.add_argument("--max-frames", type=int, default=d.max_frames)
     p.add_argument("--max-words", type=int, default=d.max_words)
-    p.add_argument("--mask", choices=("frames", "repro"), default=d.mask, help="video mask convention (SPEC 3.4)")
+    p.add_argument("--mask", choices=MASKS[:2], default=d.mask, help="video mask convention (reference.md 3.4)")
     p.add_argument("--pad-loss", choices=("ignore", "reference"), default=d.pad_loss,
-                   help="'reference' also trains [PAD] targets as UniVL does (SPEC 2.3)")
+                   help="'reference' also trains [PAD] targets as UniVL does (reference.md 2.3)")
     p.add_argument("--val-beam", type=int, default=d.val_beam, help="1 = greedy val decoding")
     p.add_argument("--threads", type=int, default=d.threads, help="torch threads for this run")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -17,7 +17,7 @@ AdamW, linear warm-up then cosine decay. Every `eval_every` steps: text-to-video
 val split, the heads' scores on held-out probe clips, and a resume checkpoint.
 
 Writes to --out: `clip_full.safetensors` (both towers, OpenAI keys, metadata: config, vocabulary,
-provenance), `backbone.safetensors` (the image tower only, written by `c4c.backbone.Backbone`, the
+provenance), `backbone.safetensors` (the image tower only, written by `c4c.vision.backbone.Backbone`, the
 file the zoo ships) and `backbone_train.json` (settings, the probe/retrieval curve, timings).
 """
 
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..preprocess import normalize
+from ..video.preprocess import normalize
 from .backbone_data import FrameSet, load_or_build
 from .clip_model import CLIP, ClipConfig, WordTokenizer, mimetic_init_
 
@@ -262,7 +262,7 @@ def _jsonable(d):
 
 def _save(model: CLIP, mcfg: ClipConfig, tok: WordTokenizer, cfg: BackboneTrainConfig, final: dict,
           out_dir: Path) -> dict[str, str]:
-    from ..backbone import Backbone
+    from ..vision.backbone import Backbone
     from ..checkpoints import save_safetensors
 
     m = mcfg

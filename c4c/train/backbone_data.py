@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..preprocess import crop_uint8
+from ..video.preprocess import crop_uint8
 from ..synth import SplitCounts, make_captions, make_scene, second_indices, split_ids
 from ..synth.rand import Rand
 from ..synth.render import render_frames

@@ -1,15 +1,15 @@
 """Caption training data: MSRVTT_data.json-style annotations + per-video frame features ->
-teacher-forcing batches built exactly as the reference loader does (SPEC 2.3).
+teacher-forcing batches built exactly as the reference loader does (reference.md 2.3).
 
 Per caption: WordPieces cut to `max_words - 1`; input = `[CLS] w1..wn`, target = `w1..wn [SEP]`,
 both zero-padded to `max_words`; `decoder_mask` = 1 on the input positions. Per video: features
 (n, D) zero-padded to `max_frames` slots; `video_mask` follows the model's convention, through the
 same `prepare_video` that inference uses ("frames": 1 on real frames; "repro": all zeros, the
-reference loader's quirk, SPEC 3.4).
+reference loader's quirk, reference.md 3.4).
 
 Splits: a `"split"` field on every video entry wins (c4c's synthetic data, and MSR-VTT's own
 `train`/`validate`/`test` field); otherwise json order, 6,513 / 497 / 2,990 as UniVL and the
-reproduction do (SPEC 2.7), scaled proportionally for files of another size.
+reproduction do (reference.md 2.7), scaled proportionally for files of another size.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ __all__ = ["Annotations", "load_annotations", "encode_caption", "pad_video", "Ca
 
 SPLITS = ("train", "val", "test")
 _SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validate": "val", "validation": "val", "test": "test"}
-_MSRVTT_SIZES = (6513, 497, 2990)  # SPEC 2.7: train / val / test by json order
+_MSRVTT_SIZES = (6513, 497, 2990)  # reference.md 2.7: train / val / test by json order
 # "reference": CrossEntropy over every position, padding targets (id 0) included, as UniVL and the
-# reproduction train (SPEC 2.3). "ignore": mean over the real target tokens (w1..wn [SEP]) only.
+# reproduction train (reference.md 2.3). "ignore": mean over the real target tokens (w1..wn [SEP]) only.
 PAD_LOSS_MODES = ("ignore", "reference")
 
 
@@ -91,16 +91,16 @@ def load_annotations(path: str | Path) -> Annotations:
 
 def encode_caption(tokenizer, caption: str, max_words: int) -> tuple[list[int], list[int], list[int]]:
     """(input_ids, target_ids, decoder_mask), each `max_words` long, as the reference builds them."""
-    from ..tokenizer import caption_rows
+    from ..captioning.tokenizer import caption_rows
     rows = caption_rows(tokenizer, caption, max_words)
     return list(rows.input_ids), list(rows.output_ids), list(rows.mask)
 
 
 def pad_video(feats: np.ndarray, cfg) -> tuple[np.ndarray, np.ndarray]:
     """((max_frames, D) float32, (max_frames,) float32 mask) under the model's convention
-    (`c4c.captioner.prepare_video`, the same code inference uses: frames beyond `max_frames` are
+    (`c4c.captioning.model.prepare_video`, the same code inference uses: frames beyond `max_frames` are
     dropped from the end; mask 1 on real frames for "frames", all 0 for "repro")."""
-    from ..captioner import prepare_video
+    from ..captioning.model import prepare_video
     video, mask = prepare_video(feats, cfg)
     return video[0].numpy(), mask[0].float().numpy()
 
@@ -221,11 +221,11 @@ def caption_loss(logits: torch.Tensor, batch: CaptionBatch, pad_loss: str = "ign
     "ignore" (default): mean over real target tokens only, so the loss scale (hence the effective
     learning rate) does not depend on how much padding a batch has, and no capacity is spent on
     predicting [PAD] after [SEP], which decoding never reads. "reference": the UniVL/reproduction loss,
-    mean over all `max_words` positions with padding targets (id 0) counted (SPEC 2.3), for
+    mean over all `max_words` positions with padding targets (id 0) counted (reference.md 2.3), for
     re-training parity; use it with untrimmed batches.
     """
     if pad_loss == "reference":
-        from ..captioner import caption_loss as reference_loss
+        from ..captioning.model import caption_loss as reference_loss
         return reference_loss(logits, batch.target_ids)
     if pad_loss != "ignore":
         raise InputError(f"pad_loss must be one of {PAD_LOSS_MODES}, got {pad_loss!r}")

@@ -1,7 +1,7 @@
 """A small CLIP in OpenAI's architecture and exact state-dict key layout.
 
 Same blocks as openai/CLIP's `model.py` (pre-LN residual blocks on `nn.MultiheadAttention`,
-QuickGELU, LayerNorm eps 1e-5, class token, `ln_post(CLS) @ proj`), so `c4c.backbone.Backbone`
+QuickGELU, LayerNorm eps 1e-5, class token, `ln_post(CLS) @ proj`), so `c4c.vision.backbone.Backbone`
 loads its `visual.*` part exactly as it loads a real ViT-B/32, and the zoo's mini backbone runs
 through the same code as a real CLIP4Clip checkpoint. Heads are width // 64 in both towers, as
 CLIP4Clip and the loader assume. The text tower reads ids from `WordTokenizer`, a word-level
@@ -186,7 +186,7 @@ class WordTokenizer:
         self.sot, self.eot = len(self.words) + 2, len(self.words) + 3
 
     @classmethod
-    def from_captions(cls, captions) -> "WordTokenizer":
+    def from_captions(cls, captions) -> WordTokenizer:
         return cls(sorted({w for c in captions for w in cls.split(c)}))
 
     @staticmethod

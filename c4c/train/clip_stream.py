@@ -20,7 +20,7 @@ from multiprocessing import get_context
 
 import numpy as np
 
-from ..preprocess import crop_uint8
+from ..video.preprocess import crop_uint8
 from ..synth import make_captions, make_scene
 from ..synth.rand import Rand
 from ..synth.render import render_frames

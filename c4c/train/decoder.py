@@ -103,8 +103,8 @@ def _digest(path: Path) -> str:
 
 def load_train_data(features: str | Path, annotations: str | Path, vocab: str | Path) -> TrainData:
     """Read annotations, features (reference pickle or c4c npz, `c4c.features_io`) and the vocabulary."""
-    from ..features_io import load_features
-    from ..tokenizer import Tokenizer
+    from ..features.files import load_features
+    from ..captioning.tokenizer import Tokenizer
     from .caption_data import load_annotations
     paths = {"features": Path(features), "annotations": Path(annotations), "vocab": Path(vocab)}
     ann = load_annotations(paths["annotations"])
@@ -174,8 +174,8 @@ def build_model(cfg: DecoderTrainConfig, video_dim: int, vocab_size: int, init: 
     max_words) to stay small; with `init`, the position tables and any width left unset (None) are
     the UniVL file's, so that its tensors fit, and `init_from_univl` copies every tensor that matches
     (the rest keeps its fresh init and is listed in the report)."""
-    from ..captioner import CaptionConfig, CaptionModel
-    from ..univl import init_from_univl
+    from ..captioning.model import CaptionConfig, CaptionModel
+    from ..captioning.univl import init_from_univl
     univl = _univl_sizes(init) if init is not None else {}
     hidden = cfg.hidden or univl.get("hidden", 128)
     sizes = dict(hidden=hidden,
@@ -197,7 +197,7 @@ def build_model(cfg: DecoderTrainConfig, video_dim: int, vocab_size: int, init: 
 def decode_texts(model, video: torch.Tensor, video_mask: torch.Tensor, tokenizer, beam: int = 1,
                  batch_size: int = 128, max_words: int | None = None, progress: bool = False) -> list[str]:
     """Caption texts for (N, T, D) videos: greedy (beam 1) or reference-semantics beam search."""
-    from ..decoding import beam_search, greedy
+    from ..captioning.decoding import beam_search, greedy
     was_training = model.training
     model.eval()
     texts: list[str] = []
@@ -206,8 +206,9 @@ def decode_texts(model, video: torch.Tensor, video_mask: torch.Tensor, tokenizer
         v, m = video[s: s + batch_size], video_mask[s: s + batch_size]
         if model.cfg.mask == "frames":  # padded slots are masked: cutting them changes nothing but time
             v, m = trim_frame_slots(v, m)
-        hyps = greedy(model, v, m, max_words=max_words) if beam == 1 else \
-            beam_search(model, v, m, beam=beam, max_words=max_words)
+        ids = dict(bos_id=tokenizer.bos_id, eos_id=tokenizer.eos_id)  # the vocabulary's, not BERT's
+        hyps = greedy(model, v, m, max_words=max_words, **ids) if beam == 1 else \
+            beam_search(model, v, m, beam=beam, max_words=max_words, **ids)
         texts.extend(tokenizer.decode(h.ids) for h in hyps)
     model.train(was_training)
     return texts
@@ -215,7 +216,7 @@ def decode_texts(model, video: torch.Tensor, video_mask: torch.Tensor, tokenizer
 
 def val_cider(model, val: CaptionSet, tokenizer, beam: int = 1) -> tuple[float, list[str]]:
     """Val CIDEr-D x100 (IDF from the val references, as the reference evaluation computes it)."""
-    from ..metrics import sentence_scores
+    from ..vote.metrics import sentence_scores
     texts = decode_texts(model, val.video, val.video_mask, tokenizer, beam=beam)
     return 100.0 * float(np.mean(sentence_scores("cider", val.refs, texts))), texts
 

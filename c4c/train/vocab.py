@@ -3,9 +3,9 @@
 The decoders of the default zoo speak only the few hundred words of the synthetic captions, so a
 30,522-line bert-base-uncased vocabulary would make their word embedding and classifier (tied, vocab
 x hidden) the largest part of every file. The vocabulary written here keeps the BERT special ids that
-the model and the decoding rely on (SPEC 2.3: [PAD]=0, [UNK]=100, [CLS]=101=BOS, [SEP]=102=EOS,
+the model and the decoding rely on (reference.md 2.3: [PAD]=0, [UNK]=100, [CLS]=101=BOS, [SEP]=102=EOS,
 [MASK]=103) so the same code runs a real bert-base-uncased `vocab.txt` unchanged (real runs use the
-user's file; see SPEC 2.7).
+user's file; see reference.md 2.7).
 
 Layout: line 0 `[PAD]`, lines 1-99 `[unused0]..[unused98]`, 100 `[UNK]`, 101 `[CLS]`, 102 `[SEP]`,
 103 `[MASK]`, then the caption words by decreasing frequency (ties alphabetical, so the file is a pure
@@ -43,7 +43,7 @@ def _is_punct(ch: str) -> bool:
 def basic_split(text: str) -> list[str]:
     """Words as BERT's BasicTokenizer (do_lower_case) sees them: lower-cased, accents stripped,
     split on whitespace, every punctuation mark its own word. Good enough to list caption words;
-    the real tokenizer (`c4c.tokenizer`) does the WordPiece step."""
+    the real tokenizer (`c4c.captioning.tokenizer`) does the WordPiece step."""
     text = unicodedata.normalize("NFD", text.lower())
     text = "".join(c for c in text if unicodedata.category(c) != "Mn")
     words: list[str] = []

@@ -17,8 +17,8 @@ import gradio as gr
 from ..errors import C4CError
 from ..result import METRIC_NAMES
 from . import explore_figures, figures, view
-from .explore import (SORTABLE, CorpusCache, Filters, apply_filters, explore_payload, list_results, resolve_in,
-                      stored_result)
+from .explore import SORTABLE, CorpusCache, list_results, resolve_in, stored_result
+from .explore_table import Filters, apply_filters, explore_payload
 
 __all__ = ["ExplorePage", "HEADERS"]
 
@@ -114,7 +114,7 @@ class ExplorePage:
 
     def _frames(self, r):
         """The sampled frames, decoded again when the video is at hand in an allowed folder."""
-        from ..frames import sample_frames
+        from ..video.frames import sample_frames
         from .view import thumbnails
         candidates = [Path(r.video)] + [d / r.video for d in self.video_dirs] + [d / Path(r.video).name
                                                                                  for d in self.video_dirs]

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..result import METRIC_NAMES, CaptionResult
+from ..result import CaptionResult
+from ..settings import METRIC_NAMES
 from .view import metric_order
 
 __all__ = ["loo_figure", "agreement_figure", "WINNER_COLOR", "OTHER_COLOR"]
@@ -29,7 +30,7 @@ def loo_figure(r: CaptionResult) -> Figure:
     fig = Figure(figsize=(7.5, 2.2 + 0.55 * n), layout="constrained")
     axes = fig.subplots(2, 2).ravel()
     y = np.arange(n)
-    for k, (ax, m) in enumerate(zip(axes, metrics)):
+    for ax, m in zip(axes, metrics):
         vals = np.array([c.loo[m] for c in r.captions], dtype=float)
         bars = ax.barh(y, vals, color=[WINNER_COLOR if i == r.winner else OTHER_COLOR for i in range(n)])
         best = int(np.argmax(vals))

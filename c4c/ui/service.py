@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import C4CError, InputError, VideoError
-from ..pipeline import CaptionSettings
-from ..result import METRIC_NAMES, CaptionResult
+from ..result import CaptionResult
+from ..settings import METRIC_NAMES, VOTE_DECODERS, CaptionSettings
 from .view import thumbnails
 
 __all__ = ["AppConfig", "CaptionService", "ResultFiles", "warm_up", "examples_cache_dir", "examples_cache"]
@@ -47,11 +47,11 @@ class AppConfig:
     max_duration_s: float = 300.0    # C4C_MAX_DURATION_S: longer videos are refused before decoding
     concurrency: int = 2             # C4C_CONCURRENCY: requests computed at once; the rest wait in the queue
     queue_size: int = 64             # C4C_QUEUE_SIZE: waiting requests beyond this are turned away at once
-    min_decoders: int = 3            # fewer than 3 captions make the leave-one-out vote meaningless
+    min_decoders: int = VOTE_DECODERS  # fewer captions make the leave-one-out vote meaningless
     result_ttl_s: float = 3600.0     # JSON downloads are deleted after this many seconds
 
     @classmethod
-    def from_env(cls, env=os.environ) -> "AppConfig":
+    def from_env(cls, env=os.environ) -> AppConfig:
         d = cls()
         return cls(max_upload_mb=_env_number(env, "C4C_MAX_UPLOAD_MB", d.max_upload_mb),
                    max_duration_s=_env_number(env, "C4C_MAX_DURATION_S", d.max_duration_s),
@@ -137,7 +137,8 @@ class CaptionService:
                              f"{self.config.max_upload_mb:g} MB; trim or re-encode it (e.g. ffmpeg -i IN -t 30 OUT.mp4)")
         return path
 
-    def caption(self, video, metric: str = "cider", beam=5, max_frames=20, decoders: Sequence[str] | None = None,
+    def caption(self, video, metric: str = CaptionSettings.default("metric"), beam=CaptionSettings.default("beam"),
+                max_frames=CaptionSettings.default("max_frames"), decoders: Sequence[str] | None = None,
                 progress: Callable[[float, str], None] | None = None):
         """(CaptionResult, gallery thumbnails) for one request. Raises C4CError on bad input."""
         settings = self.settings(metric, beam, max_frames, decoders if decoders is not None else self.names)
@@ -187,7 +188,7 @@ def examples_cache(folder: str | os.PathLike):
 def warm_up(pipeline) -> float:
     """Run every decoder once on dummy features and start METEOR's Java process, so the first real
     request does not pay for lazy start-ups (the JVM alone takes ~10 s). Returns the seconds spent."""
-    from ..metrics import sentence_scores
+    from ..vote.metrics import sentence_scores
     t = time.perf_counter()
     dummy = np.zeros((2, pipeline.zoo.backbone.embed_dim), dtype=np.float32)
     pipeline.caption_features(dummy, CaptionSettings(beam=1, max_words=3))

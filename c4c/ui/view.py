@@ -11,7 +11,8 @@ import re
 import numpy as np
 from PIL import Image
 
-from ..result import METRIC_NAMES, CaptionResult
+from ..result import CaptionResult
+from ..settings import METRIC_NAMES
 
 __all__ = ["metric_order", "table_rows", "table_headers", "styled_table", "winner_html", "why_markdown", "readable_tie_break",
            "timings_markdown", "zoo_markdown", "thumbnails", "WINNER_MARK", "WINNER_STYLE", "COLUMN_WIDTHS"]

@@ -1,0 +1,94 @@
+"""The one vocabulary of c4c's settings: names, choices, defaults and validation.
+
+`CaptionSettings` is what a caption request may change. Each field carries an `Option` (help text,
+page label, choices or bounds); the CLI's options (`c4c.cli._options`) and the app's controls are
+built from them, so a name, a choice or a default is written here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .errors import InputError
+
+__all__ = ["CaptionSettings", "Option", "METRIC_NAMES", "METRICS", "PRECISIONS", "FPS_MODES", "CROPS", "MASKS",
+           "MIN_DECODERS", "VOTE_DECODERS"]
+
+# Metric key -> display name. The order is the tables' column order and the ensemble's tie-break order.
+METRIC_NAMES = {"cider": "CIDEr-D", "bleu4": "BLEU-4", "meteor": "METEOR", "rouge": "ROUGE-L"}
+METRICS = tuple(METRIC_NAMES)
+# Decoder arithmetic: "fp32" gives the reference code's tokens; "int8" and "bf16" are faster or
+# smaller opt-ins that change a caption now and then (benchmarks/README.md measures how often).
+PRECISIONS = ("fp32", "int8", "bf16")
+# Frame times: "exact" seconds (t = 0, 1, 2 s) or "reference": every int(fps)-th frame, as the
+# reference code (docs/reference.md, "Frame sampling").
+FPS_MODES = ("exact", "reference")
+# Preprocessing crop: "c4c" (exact centre crop) or "repro" (the reference's arithmetic).
+CROPS = ("c4c", "repro")
+# Video mask conventions of the decoders (docs/reference.md, "Video mask").
+MASKS = ("repro", "frames", "ones")
+MIN_DECODERS = 2   # a leave-one-out vote needs at least 2 captions
+VOTE_DECODERS = 3  # ... and 3 to mean anything: the app's floor
+
+
+@dataclass(frozen=True)
+class Option:
+    help: str                                   # one line for --help
+    label: str = ""                             # the page's control label ("" = not on the page)
+    choices: tuple[str, ...] | None = None      # allowed values, when a closed list
+    bounds: tuple[int, int] | None = None       # inclusive range, for whole numbers
+    page_max: int | None = None                 # the page's slider end, when below bounds[1]
+
+
+def _opt(default, **option) -> Any:
+    return field(default=default, metadata={"option": Option(**option)})
+
+
+@dataclass(frozen=True)
+class CaptionSettings:
+    metric: str = _opt("cider", choices=METRICS, label="Metric that selects the winner",
+                       help="metric whose leave-one-out score picks the winner (default: cider = CIDEr-D)")
+    beam: int = _opt(5, bounds=(1, 20), page_max=10, label="Beam size (1 = greedy)",
+                     help="beam width, 1 = greedy (default 5)")
+    max_frames: int = _opt(20, bounds=(1, 512), label="Max frames (1 per second, sampled uniformly)",
+                           help="frames (1 per second) fed to the decoders, subsampled uniformly (default 20)")
+    decoders: tuple[str, ...] | None = _opt(None, label="Decoders that vote",
+                                            help="comma-separated decoder names (default: all)")
+    fps_mode: str = _opt("exact", choices=FPS_MODES,
+                         help="frame times: exact seconds, or the reference code's integer-truncated fps")
+    max_words: int | None = _opt(None, help="cap on generated tokens (default: each decoder's own setting)")
+    max_duration_s: float | None = _opt(None, help="refuse videos longer than this many seconds")
+    precision: str = _opt("fp32", choices=PRECISIONS,
+                          help="decoder arithmetic: fp32 (default, the reference's tokens) or the opt-ins int8 "
+                               "(CPU: ~4x less weight traffic) and bf16; the opt-ins change some captions "
+                               "(agreement measured in benchmarks/README.md)")
+
+    @staticmethod
+    def option(name: str) -> Option:
+        """The Option (help, label, choices, bounds) of a field."""
+        for f in fields(CaptionSettings):
+            if f.name == name:
+                return f.metadata["option"]
+        raise KeyError(name)
+
+    @staticmethod
+    def default(name: str):
+        return CaptionSettings.__dataclass_fields__[name].default
+
+    def check(self, available: list[str]) -> None:
+        """InputError (one line) on any value out of its choices or bounds, or a decoder this zoo lacks."""
+        for f in fields(self):
+            opt, value = f.metadata["option"], getattr(self, f.name)
+            if opt.choices is not None and value not in opt.choices:
+                raise InputError(f"unknown {f.name} {value!r}; choose one of {', '.join(opt.choices)}")
+            if opt.bounds is not None and not opt.bounds[0] <= value <= opt.bounds[1]:
+                what = {"beam": "beam size"}.get(f.name, f.name)
+                raise InputError(f"{what} must be between {opt.bounds[0]} and {opt.bounds[1]}, got {value}")
+        if self.decoders is not None:
+            unknown = [d for d in self.decoders if d not in available]
+            if unknown:
+                raise InputError(f"unknown decoder(s) {unknown}; this zoo has {available}")
+            if len(self.decoders) < MIN_DECODERS:
+                raise InputError(f"choose at least {MIN_DECODERS} decoders ({VOTE_DECODERS} or more for a "
+                                 "meaningful vote)")

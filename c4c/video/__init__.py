@@ -1,0 +1,1 @@
+"""Video files -> frames: finding inputs, probing and decoding at 1 fps (decord), CLIP preprocessing."""

@@ -1,0 +1,1 @@
+"""Frames -> embeddings: the CLIP image tower (`Backbone`), with a fast CPU path."""
