@@ -248,7 +248,7 @@ def test_frames_only_from_allowed_folders_and_only_of_the_captioned_file(tmp_pat
     import dataclasses
 
     from _app_harness import make_video
-    from c4c.frames import sample_frames
+    from c4c.video.frames import sample_frames
     from c4c.result import CaptionResult
     from c4c.ui.explore_page import ExplorePage
     allowed, elsewhere = tmp_path / "allowed", tmp_path / "elsewhere"
