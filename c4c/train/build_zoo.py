@@ -49,11 +49,14 @@ def _variants(base: DecoderTrainConfig, epochs: tuple[int, int, int, int, int]) 
     e1, e2, e3, e4, e5 = epochs
     return (
         ("d1", replace(base, seed=1, epochs=e1)),
-        ("d2", replace(base, seed=2, epochs=e2, dropout=0.2, lr=base.lr * 0.7)),
+        # d2 and d5 once had dropout 0.2 / 0.3 (d2 also lr x 0.7): on the val split they then named the
+        # event right on 52-53 % of one-object clips against 89-94 % for the others (they had not
+        # learned motion from the frame features yet), so they vote with less dropout now.
+        ("d2", replace(base, seed=2, epochs=e2, dropout=0.15, lr=base.lr * 1.2)),
         ("d3", replace(base, seed=3, epochs=e3, lr=base.lr * 1.5, batch_size=int(base.batch_size * 1.5))),
         ("d4", replace(base, seed=4, epochs=e4, dropout=0.05, captions_per_video=base.captions_per_video // 2,
                        data_seed=40)),
-        ("d5", replace(base, seed=5, epochs=e5, dropout=0.3,
+        ("d5", replace(base, seed=5, epochs=e5, dropout=0.1, lr=base.lr * 1.3,
                        captions_per_video=base.captions_per_video * 3 // 2, data_seed=50)),
     )
 
@@ -73,7 +76,7 @@ class ZooRecipe:
 
 _FULL_BASE = DecoderTrainConfig(hidden=128, heads=2, ffn=512, dropout=0.1, lr=1e-3, batch_size=64,
                                 captions_per_video=4, threads=1)
-FULL = ZooRecipe(counts=SplitCounts(), backbone=BackboneTrainConfig(), decoders=_variants(_FULL_BASE, (8, 8, 8, 12, 6)))
+FULL = ZooRecipe(counts=SplitCounts(), backbone=BackboneTrainConfig(), decoders=_variants(_FULL_BASE, (8, 8, 8, 12, 5)))
 _TINY_BASE = DecoderTrainConfig(hidden=32, heads=1, ffn=64, lr=5e-3, batch_size=32, captions_per_video=8, threads=1)
 TINY = ZooRecipe(counts=SplitCounts(60, 10, 10),
                  backbone=replace(TINY_BACKBONE, vocab_videos=60, val_videos=10),
