@@ -129,6 +129,18 @@ def test_auto_segments_share_embeddings_and_keep_the_whole_video_caption(pipe, c
     assert CaptionResult.from_json(seg.to_json()) == seg
 
 
+def test_batched_segments_get_the_captions_each_gets_alone(pipe):
+    from c4c.segments import caption_many
+    rng = np.random.default_rng(1)
+    feats = [rng.normal(size=(n, pipe.zoo.backbone.embed_dim)).astype(np.float32) for n in (1, 5, 3, 12)]
+    settings = CaptionSettings(beam=3)
+    batched = list(caption_many(pipe, feats, settings, batch=3))
+    for f, (names, hyps, texts, outcome) in zip(feats, batched):
+        _, alone_hyps, alone_texts, alone = pipe.caption_features(f, settings)
+        assert texts == alone_texts and [h.ids for h in hyps] == [h.ids for h in alone_hyps]
+        assert outcome.winner == alone.winner
+
+
 def test_every_seconds_and_a_max_frames_cap(pipe, cut_video):
     path, _ = cut_video
     r = pipe.caption(path, CaptionSettings(beam=1, max_frames=2, segments="every:3"))

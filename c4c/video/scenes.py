@@ -1,12 +1,17 @@
 """Scene changes and the segments they make.
 
-Two detectors, compared by `benchmarks/segments_detectors.py` (results in benchmarks/README.md):
+Detectors, compared by `benchmarks/segments_detectors.py` (results in benchmarks/README.md); `auto_cuts`
+(the `auto` default) proposes with the two 1-fps rules and keeps what `confirm_cuts` confirms.
 
 * `embedding_cuts`: a change-point rule on the 1-fps CLIP embeddings that captioning computes anyway
   (no extra decoding). A cut between seconds t and t+1 shows as a cosine distance between their
   embeddings far above the distances around it; the rule keeps local maxima that stand out from the
   local median by `ratio` and exceed `min_distance`. Its times are midway between two samples, so
   within 0.5 s of the cut.
+* `pixel_cuts`: most of a 16x24 block-mean picture changes between two 1-fps samples (catches cuts
+  between shots the backbone finds alike);
+* `confirm_cuts`: decodes the ~fps frames between the two samples around a proposed cut (at 96x64) and
+  keeps it when enough of the picture changed (an object's event changes a few per cent of it);
 * `pyscenedetect_cuts`: PySceneDetect's ContentDetector on every frame (optional dependency
   `scenedetect`; frame-exact, but it decodes the whole video a second time).
 
@@ -21,9 +26,11 @@ import os
 
 import numpy as np
 
+from pathlib import Path
+
 from ..errors import InputError
 
-__all__ = ["Cut", "embedding_cuts", "pyscenedetect_cuts", "every_cuts", "plan_segments", "DETECTORS"]
+__all__ = ["Cut", "auto_cuts", "embedding_cuts", "confirm_cuts", "tiny", "changed_share", "pixel_cuts", "merge_cuts", "pyscenedetect_cuts", "every_cuts", "plan_segments", "DETECTORS"]
 
 DETECTORS = ("embedding", "pyscenedetect")
 Cut = tuple[float, float]  # (time s, strength: larger = surer; forced boundaries are inf)
@@ -32,6 +39,10 @@ Cut = tuple[float, float]  # (time s, strength: larger = surer; forced boundarie
 RATIO = 3.0          # a cut's distance is at least this many times the local median distance ...
 MIN_DISTANCE = 0.05  # ... and at least this (cosine distance, 0..2) in absolute terms
 WINDOW = 8           # seconds either side for the local median
+MIN_CHANGED = 0.15   # confirm_cuts: at least this share of the picture changed (by > 40 levels) ...
+MIN_ABRUPT = 0.9     # ... or a third of that, in one frame step (the step carries 90% of the net change)
+MIN_PIXEL_SHARE = 0.5  # pixel_cuts: at least half of the picture changed between two samples
+_PROBE_W, _PROBE_H = 96, 64  # confirm_cuts decodes at this size (96: a width decord decodes correctly)
 
 
 def consecutive_distances(feats: np.ndarray) -> np.ndarray:
@@ -59,6 +70,90 @@ def embedding_cuts(feats: np.ndarray, times: list[float], ratio: float = RATIO,
         if d[k] >= ratio * base:
             cuts.append(((times[k] + times[k + 1]) / 2, float(d[k] / max(base, 1e-6))))
     return cuts
+
+
+def tiny(images: np.ndarray) -> np.ndarray:
+    """uint8 [n, H, W, 3] -> float32 [n, 16, 24, 3] block means, for pixel_cuts (cheap: no resampling filter)."""
+    n, h, w, _ = images.shape
+    hs, ws = max(1, h // 16), max(1, w // 24)
+    x = images[:, : hs * 16, : ws * 24].astype(np.float32) if h >= 16 and w >= 24 else \
+        np.repeat(np.repeat(images, 16, axis=1), 24, axis=2)[:, : 16 * h, : 24 * w].astype(np.float32)
+    hs, ws = x.shape[1] // 16, x.shape[2] // 24
+    return x[:, : hs * 16, : ws * 24].reshape(n, 16, hs, 24, ws, 3).mean(axis=(2, 4))
+
+
+def changed_share(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of `tiny` blocks whose colour moved by more than 40 levels in some channel."""
+    return float((np.abs(a - b).max(axis=-1) > 40).mean())
+
+
+def pixel_cuts(shares: list[float], times: list[float], min_share: float = MIN_PIXEL_SHARE) -> list[Cut]:
+    """Cuts where most of the picture changes between two 1-fps samples (shares[k]: samples k, k+1)
+    and not in the neighbouring pairs (a pan or a flicker changes it every second)."""
+    cuts = []
+    for k, x in enumerate(shares):
+        if x >= min_share and all(x > shares[j] for j in (k - 1, k + 1) if 0 <= j < len(shares)):
+            cuts.append(((times[k] + times[k + 1]) / 2, 1.0 + x))
+    return cuts
+
+
+def merge_cuts(*groups: list[Cut], within: float = 1.0) -> list[Cut]:
+    """Union of cut lists; of cuts closer than `within` s, the strongest stays."""
+    out: list[Cut] = []
+    for c in sorted((c for g in groups for c in g), key=lambda c: -c[1]):
+        if all(abs(c[0] - o[0]) >= within for o in out):
+            out.append(c)
+    return sorted(out)
+
+
+def _abruptness(frames: np.ndarray) -> tuple[float, float]:
+    """(largest frame-to-frame change / net change, share of pixels that changed) over float [m, H, W, 3]
+    frames spanning one second: a cut puts the whole change into one step (about 1), motion and fades
+    spread it (under 0.3); a fade or a cut changes most pixels, an object's event only a few."""
+    steps = np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2, 3))
+    net = np.abs(frames[-1] - frames[0])
+    return float(steps.max() / max(float(net.mean()), 1e-6)), float((net.max(axis=-1) > 40).mean())
+
+
+def confirm_cuts(path: str | os.PathLike, cuts: list[Cut], times: list[float], fps: float,
+                 min_abrupt: float = MIN_ABRUPT, min_changed: float = MIN_CHANGED) -> list[Cut]:
+    """Keep the embedding rule's cuts that the frames confirm.
+
+    The rule sees one frame per second, so an object's event (a shape turning red, entering, growing)
+    can look like a scene change. Every frame between the two samples around each cut (e.g. 25 at 25 fps,
+    decoded at 96x64, about 10 ms) decides: a cut is one abrupt step, or a change of most of the
+    picture (a fade, or a cut inside a fast pan); an event is gradual and local."""
+    import bisect
+
+    from .probe import _reader
+    if not cuts:
+        return []
+    vr = _reader(Path(path), _PROBE_W, _PROBE_H)
+    n = len(vr)
+    kept = []
+    for c, strength in cuts:
+        k = bisect.bisect_left(times, c) - 1
+        if k < 0 or k + 1 >= len(times):
+            continue
+        i0, i1 = min(n - 1, int(round(times[k] * fps))), min(n - 1, int(round(times[k + 1] * fps)))
+        try:
+            frames = vr.get_batch(list(range(i0, i1 + 1))).asnumpy().astype(np.float32)
+        except Exception:  # decord raises several types on damaged data: keep the rule's verdict
+            kept.append((c, strength))
+            continue
+        if len(frames) < 3:
+            kept.append((c, strength))  # under 3 fps there is no "between" to look at
+            continue
+        abrupt, changed = _abruptness(frames)
+        if changed >= min_changed or (abrupt >= min_abrupt and changed >= min_changed / 3):
+            kept.append((c, strength))
+    return kept
+
+
+def auto_cuts(path: str | os.PathLike, feats: np.ndarray, times: list[float], shares: list[float],
+              fps: float) -> list[Cut]:
+    """The `auto` detector: the embedding rule's and the pixel rule's cuts, confirmed by the frames between."""
+    return confirm_cuts(path, merge_cuts(embedding_cuts(feats, times), pixel_cuts(shares, times)), times, fps)
 
 
 def pyscenedetect_cuts(path: str | os.PathLike, threshold: float = 27.0, adaptive: bool = False) -> list[Cut]:
