@@ -133,7 +133,8 @@ def caption_segments(pipe, video, settings: CaptionSettings, progress=None, thum
     spans, cut_times = segment_spans(settings, video, feats, kept_times, shares, info.fps, info.duration_s, info.gaps)
     timings["detect"] = time.perf_counter() - t
     t = time.perf_counter()
-    members = [[r for r, s in enumerate(kept_times) if a <= s < b] for a, b in spans]
+    from bisect import bisect_left
+    members = [list(range(bisect_left(kept_times, a), bisect_left(kept_times, b))) for a, b in spans]
     skipped = [list(span) for span, rows in zip(spans, members) if not rows]
     spans = [span for span, rows in zip(spans, members) if rows]
     members = [[rows[p] for p in uniform_subsample(len(rows), settings.max_frames)] for rows in members if rows]

@@ -193,3 +193,15 @@ def test_cli_writes_srt_and_vtt(pipe, cut_video, tmp_path):
     assert vtt.read_text().startswith("WEBVTT\n\n00:00:00.000 --> 00:00:04.000\n")
     bad = subprocess.run(cmd[:-4] + ["--srt", str(tmp_path / "x.txt")], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and ".srt or .vtt" in bad.stderr
+
+
+def test_batch_lines_carry_the_segments(pipe, cut_video, tmp_path):
+    path, _ = cut_video
+    out = tmp_path / "run.jsonl"
+    cmd = [sys.executable, "-m", "c4c", "caption", str(path), "--zoo", str(pipe.zoo.folder), "--beam", "1",
+           "--segments", "every:5", "--out", str(out), "--workers", "1", "--no-progress", "--device", "cpu"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    line = json.loads(out.read_text().splitlines()[0])
+    r = CaptionResult.from_dict({k: v for k, v in line.items() if k in CaptionResult.__dataclass_fields__})
+    assert r.video == str(path) and [s.start_s for s in r.segments] == [5.0 * k for k in range(len(r.segments))]

@@ -116,25 +116,35 @@ def _abruptness(frames: np.ndarray) -> tuple[float, float]:
 
 
 def confirm_cuts(path: str | os.PathLike, cuts: list[Cut], times: list[float], fps: float,
-                 min_abrupt: float = MIN_ABRUPT, min_changed: float = MIN_CHANGED) -> list[Cut]:
+                 min_abrupt: float = MIN_ABRUPT, min_changed: float = MIN_CHANGED,
+                 shares: list[float] | None = None) -> list[Cut]:
     """Keep the embedding rule's cuts that the frames confirm.
 
     The rule sees one frame per second, so an object's event (a shape turning red, entering, growing)
     can look like a scene change. Every frame between the two samples around each cut (e.g. 25 at 25 fps,
-    decoded at 96x64, about 10 ms) decides: a cut is one abrupt step, or a change of most of the
-    picture (a fade, or a cut inside a fast pan); an event is gradual and local."""
+    decoded at 96x64) decides: a cut is one abrupt step, or a change of most of the
+    picture (a fade, or a cut inside a fast pan); an event is gradual and local.
+
+    With the 1-fps `shares` (`changed_share` of the samples around each cut), a cut whose two samples
+    already differ over `min_changed` of the picture is kept without decoding: reopening and seeking
+    costs ~0.1 s a cut (x264's keyframes are 10 s apart), most of the detection's time on long videos."""
     import bisect
 
     from .probe import _reader
     if not cuts:
         return []
-    vr = _reader(Path(path), _PROBE_W, _PROBE_H)
-    n = len(vr)
+    vr = None  # opened at the first cut that needs its frames
     kept = []
     for c, strength in cuts:
         k = bisect.bisect_left(times, c) - 1
         if k < 0 or k + 1 >= len(times):
             continue
+        if shares is not None and k < len(shares) and shares[k] >= min_changed:
+            kept.append((c, strength))
+            continue
+        if vr is None:
+            vr = _reader(Path(path), _PROBE_W, _PROBE_H)
+        n = len(vr)
         i0, i1 = min(n - 1, int(round(times[k] * fps))), min(n - 1, int(round(times[k + 1] * fps)))
         try:
             frames = vr.get_batch(list(range(i0, i1 + 1))).asnumpy().astype(np.float32)
@@ -153,7 +163,8 @@ def confirm_cuts(path: str | os.PathLike, cuts: list[Cut], times: list[float], f
 def auto_cuts(path: str | os.PathLike, feats: np.ndarray, times: list[float], shares: list[float],
               fps: float) -> list[Cut]:
     """The `auto` detector: the embedding rule's and the pixel rule's cuts, confirmed by the frames between."""
-    return confirm_cuts(path, merge_cuts(embedding_cuts(feats, times), pixel_cuts(shares, times)), times, fps)
+    return confirm_cuts(path, merge_cuts(embedding_cuts(feats, times), pixel_cuts(shares, times)), times, fps,
+                        shares=shares)
 
 
 def pyscenedetect_cuts(path: str | os.PathLike, threshold: float = 27.0, adaptive: bool = False) -> list[Cut]:
