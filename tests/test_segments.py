@@ -205,3 +205,33 @@ def test_batch_lines_carry_the_segments(pipe, cut_video, tmp_path):
     line = json.loads(out.read_text().splitlines()[0])
     r = CaptionResult.from_dict({k: v for k, v in line.items() if k in CaptionResult.__dataclass_fields__})
     assert r.video == str(path) and [s.start_s for s in r.segments] == [5.0 * k for k in range(len(r.segments))]
+
+
+def test_page_timeline_and_subtitle_downloads(pipe, cut_video):
+    """The app's request with segments, its render and a chosen row, without a browser (the functions
+    behind the page's events, found by name on the built Blocks)."""
+    pytest.importorskip("gradio")
+    import app
+    from c4c.ui.service import AppConfig
+    path, _ = cut_video
+    demo = app.build_demo(pipe, AppConfig(), examples=[])
+    fns = {f.fn.__name__: f.fn for f in demo.fns.values()}
+    result, thumbs, seg_thumbs = fns["caption"](str(path), "cider", 1, 4, list(pipe.zoo.names), "every:4",
+                                                progress=lambda *a, **k: None)
+    r = CaptionResult.from_dict(result)
+    n = len(r.segments)
+    assert n >= 3 and len(seg_thumbs) == n
+    out = fns["render"](result, thumbs, seg_thumbs)
+    (box, summary, rows, gallery, srt, vtt) = out[8:14]
+    assert box["visible"] is True and f"{n} segments" in summary
+    assert [row[1] for row in rows][:3] == ["0:00.0", "0:04.0", "0:08.0"] and len(gallery) == n
+    assert open(srt).read().startswith("1\n00:00:00,000 --> 00:00:04,000\n") and open(vtt).read().startswith("WEBVTT")
+
+    class Row:  # what Gradio passes for a click on table row 1
+        index = [1, 5]
+    title, table, heat = fns["show_segment"](result, Row())
+    assert title.startswith("**Segment 2** (0:04.0 - 0:08.0") and heat is not None
+    assert list(table.data["Caption"]) and set(table.data["Caption"]) <= {c.caption for c in r.segments[1].captions}
+    plain = fns["render"](fns["caption"](str(path), "cider", 1, 4, list(pipe.zoo.names), "none",
+                                         progress=lambda *a, **k: None)[0], thumbs)
+    assert plain[8]["visible"] is False and plain[12] is None
