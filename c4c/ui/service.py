@@ -47,9 +47,9 @@ def _env_number(env, name: str, default: float, cast=float):
 class AppConfig:
     max_upload_mb: float = 100.0     # C4C_MAX_UPLOAD_MB: larger uploads are refused (by Gradio and again here)
     max_duration_s: float = 300.0    # C4C_MAX_DURATION_S: longer videos are refused before decoding
-    # C4C_MAX_SEGMENTED_S: the cap with segments on. Segmented captioning took 4.7 s of wall time per video
-    # minute on the 2-core machine (benchmarks/segments_speed.py, 640x360, demo zoo), so 30 minutes keep
-    # one request near 2.5 minutes.
+    # C4C_MAX_SEGMENTED_S: the cap with segments on. Segmented captioning took 3.2-4.7 s of wall time per
+    # video minute on the 2-core machine (benchmarks/segments_speed.py, 640x360, demo zoo, shared cores),
+    # so 30 minutes keep one request near 2 minutes.
     max_segmented_duration_s: float = 1800.0
     concurrency: int = 2             # C4C_CONCURRENCY: requests computed at once; the rest wait in the queue
     queue_size: int = 64             # C4C_QUEUE_SIZE: waiting requests beyond this are turned away at once
