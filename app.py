@@ -4,8 +4,9 @@
     C4C_ZOO=path/or/hub-repo python app.py
 
 Environment: C4C_ZOO (zoo folder, or on Spaces a Hub repo id), C4C_MAX_UPLOAD_MB (100),
-C4C_MAX_DURATION_S (300), C4C_CONCURRENCY (2), C4C_QUEUE_SIZE (64), GRADIO_SERVER_NAME / _PORT,
-C4C_EXPLORE_DIR (./results: the folder whose results files the Explore page, /explore, may open).
+C4C_MAX_DURATION_S (300), C4C_MAX_SEGMENTED_S (1800, with segments on), C4C_CONCURRENCY (2),
+C4C_QUEUE_SIZE (64), GRADIO_SERVER_NAME / _PORT, C4C_EXPLORE_DIR (./results: the folder whose results
+files the Explore page, /explore, may open).
 The request logic lives in c4c/ui/; this file only lays out the page.
 """
 
@@ -28,7 +29,7 @@ import gradio as gr
 from c4c.errors import C4CError
 from c4c.result import CaptionResult
 from c4c.settings import METRIC_NAMES, CaptionSettings
-from c4c.ui import figures, view
+from c4c.ui import figures, timeline, view
 from c4c.ui.service import AppConfig, CaptionService, examples_cache, examples_cache_dir
 
 ROOT = Path(__file__).resolve().parent
@@ -75,24 +76,48 @@ def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] |
     examples = example_videos() if examples is None else examples
 
     @gpu
-    def caption(video, metric, beam, max_frames, decoders, progress=gr.Progress()):
-        """Caption a video with every chosen decoder; returns the whole result as JSON."""
+    def caption(video, metric, beam, max_frames, decoders, segments="none", progress=gr.Progress()):
+        """Caption a video with every chosen decoder (and, with segments, every segment of it); returns
+        the whole result as JSON."""
         report = None if ZERO_GPU else (lambda frac, text: progress(frac, desc=text))
         try:
-            result, thumbs = service.caption(video, metric, beam, max_frames, decoders, progress=report)
+            result, thumbs, seg_thumbs = service.caption(video, metric, beam, max_frames, decoders, progress=report,
+                                                         segments=segments)
         except C4CError as e:  # the user's input, not a bug: one clear line in the page
             raise gr.Error(str(e), print_exception=False) from None
-        return result.to_dict(), thumbs
+        return result.to_dict(), thumbs, seg_thumbs
 
-    def render(result: dict, thumbs):
+    def render(result: dict, thumbs, seg_thumbs=None):
         r = CaptionResult.from_dict(result)
+        download = service.files.write(r)
+        segmented = r.segments is not None
+        srt, vtt = timeline.write_subtitle_files(r, download) if segmented else (None, None)
         return (view.winner_html(r), view.why_markdown(r), view.styled_table(r), thumbs,
-                figures.loo_figure(r), figures.agreement_figure(r), view.timings_markdown(r),
-                str(service.files.write(r)))
+                figures.loo_figure(r), figures.agreement_figure(r), view.timings_markdown(r), str(download),
+                gr.update(visible=segmented),
+                timeline.segments_markdown(r, config.max_segmented_duration_s) if segmented else "",
+                timeline.timeline_rows(r) if segmented else [],
+                timeline.timeline_gallery(r, seg_thumbs or {}) if segmented else [],
+                str(srt) if srt else None, str(vtt) if vtt else None, "", None, None)
 
-    def caption_and_render(video, metric, beam, max_frames, decoders, progress=gr.Progress()):
-        result, thumbs = caption(video, metric, beam, max_frames, decoders, progress)
-        return (result, *render(result, thumbs))
+    def show_segment(result: dict, evt: gr.SelectData):
+        """A timeline row (or thumbnail) chosen: that segment's captions, scores and agreement."""
+        r = CaptionResult.from_dict(result)
+        k = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        rows = timeline.timeline_rows(r)
+        if isinstance(evt.index, (list, tuple)):  # a table row: gap rows have no segment
+            if not 0 <= k < len(rows) or rows[k][0] == "-":
+                return "That stretch could not be decoded: it has no captions.", None, None
+            k = rows[k][0] - 1
+        seg = timeline.segment_result(r, k)
+        s = r.segments[k]
+        title = (f"**Segment {k + 1}** ({timeline.clock(s.start_s)} - {timeline.clock(s.end_s)}, "
+                 f"{len(s.timestamps)} frames): {view.why_markdown(seg).removeprefix('**Why this caption won:** ')}")
+        return title, view.styled_table(seg), figures.agreement_figure(seg)
+
+    def caption_and_render(video, metric, beam, max_frames, decoders, segments="none", progress=gr.Progress()):
+        result, thumbs, seg_thumbs = caption(video, metric, beam, max_frames, decoders, segments, progress)
+        return (result, *render(result, thumbs, seg_thumbs))
 
     with gr.Blocks(title=TITLE, delete_cache=(1800, 3600)) as demo:
         gr.Markdown(INTRO)
@@ -110,6 +135,11 @@ def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] |
                                        step=1, precision=0, label=opt("max_frames").label)
                 decoders = gr.CheckboxGroup(names, value=names, label=f"{opt('decoders').label} (at least "
                                             f"{service.min_decoders})")
+                segments = gr.Dropdown(["none", "auto", "every:10", "every:30", "every:60"], value=default("segments"),
+                                       allow_custom_value=True, label=opt("segments").label,
+                                       info="auto: a caption per detected scene; every:SECONDS: fixed spans. Videos up "
+                                            f"to {config.max_segmented_duration_s / 60:g} minutes",
+                                       elem_id="c4c-segments")
                 run = gr.Button("Caption", variant="primary", elem_id="c4c-run")
             with gr.Column(scale=3, min_width=480):
                 winner = gr.HTML(elem_id="c4c-winner-box")
@@ -125,20 +155,40 @@ def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] |
         with gr.Row():
             timings = gr.Markdown(elem_id="c4c-timings")
             download = gr.DownloadButton("Download the result (JSON)", size="md", scale=0, elem_id="c4c-download")
+        with gr.Column(visible=False, elem_id="c4c-timeline-box") as timeline_box:
+            gr.Markdown("## Segments")
+            seg_summary = gr.Markdown(elem_id="c4c-segments-summary")
+            with gr.Row():
+                timeline_table = gr.Dataframe(headers=timeline.TIMELINE_HEADERS, interactive=False, wrap=True,
+                                              label="Timeline: choose a row", elem_id="c4c-timeline")
+                timeline_thumbs = gr.Gallery(label="Segments (a frame from each)", columns=4, height=260,
+                                             object_fit="contain", elem_id="c4c-timeline-thumbs")
+            seg_title = gr.Markdown(elem_id="c4c-segment-title")
+            with gr.Row():
+                seg_table = gr.Dataframe(interactive=False, wrap=True, column_widths=view.COLUMN_WIDTHS,
+                                         label="The chosen segment's captions and leave-one-out scores",
+                                         elem_id="c4c-segment-table")
+                seg_heat = gr.Plot(show_label=False, elem_id="c4c-segment-heatmap")
+            with gr.Row():
+                srt_file = gr.DownloadButton("Subtitles (SRT)", size="md", scale=0, elem_id="c4c-srt")
+                vtt_file = gr.DownloadButton("Subtitles (WebVTT)", size="md", scale=0, elem_id="c4c-vtt")
         with gr.Accordion("Result JSON (what the /caption API returns)", open=False):
             result_json = gr.JSON(label="Result")
-        thumbs_state = gr.State()
+        thumbs_state, seg_thumbs_state = gr.State(), gr.State()
 
-        inputs = [video, metric, beam, max_frames, decoders]
-        shown = [winner, why, table, gallery, loo_plot, heat_plot, timings, download]
-        run.click(caption, inputs, [result_json, thumbs_state], api_name="caption") \
-           .success(render, [result_json, thumbs_state], shown, api_visibility="private")
+        inputs = [video, metric, beam, max_frames, decoders, segments]
+        shown = [winner, why, table, gallery, loo_plot, heat_plot, timings, download, timeline_box, seg_summary,
+                 timeline_table, timeline_thumbs, srt_file, vtt_file, seg_title, seg_table, seg_heat]
+        run.click(caption, inputs, [result_json, thumbs_state, seg_thumbs_state], api_name="caption") \
+           .success(render, [result_json, thumbs_state, seg_thumbs_state], shown, api_visibility="private")
+        for chooser in (timeline_table, timeline_thumbs):
+            chooser.select(show_segment, [result_json], [seg_title, seg_table, seg_heat], api_visibility="private")
         if examples:
             # Under the controls. Rows carry the default controls, so a cached result matches the page;
             # the cache folder is keyed by the zoo's and examples' fingerprint, so it is never stale.
             with left, examples_cache(examples_cache_dir(pipeline.zoo, examples)):
                 gr.Examples([[str(p), default("metric"), default("beam"), min(default("max_frames"), service.max_frames_cap),
-                              names] for p in examples],
+                              names, default("segments")] for p in examples],
                             inputs, [result_json, *shown], fn=caption_and_render, cache_examples=True,
                             cache_mode="lazy", visible_columns=[0], example_labels=[p.stem for p in examples],
                             label="Examples (click one)")

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
-from .result import CaptionResult, ModelCaption
+from .result import CaptionResult, model_captions, plain_pairwise
 from .settings import CaptionSettings
 
 __all__ = ["CaptionSettings", "Pipeline", "pick_device"]
@@ -121,8 +121,12 @@ class Pipeline:
 
     def caption_video(self, video: str | Path, settings: CaptionSettings = CaptionSettings(),
                       progress: Progress | None = None):
-        """(CaptionResult, SampledFrames) for one video file."""
+        """(CaptionResult, SampledFrames) for one video file; with settings.segments, a caption per segment
+        too (c4c/segments.py), and SampledFrames of the whole-video caption's frames."""
         settings.check(self.zoo.names)
+        if settings.segments != "none":
+            from .segments import caption_segments
+            return caption_segments(self, video, settings, progress)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         if progress:
@@ -130,20 +134,15 @@ class Pipeline:
         frames, feats = self.features(video, settings, timings)
         names, hyps, texts, outcome = self.caption_features(feats, settings, progress, timings)
         timings["total"] = time.perf_counter() - t0
-        rank = {i: r + 1 for r, i in enumerate(outcome.ranking)}
-        captions = [ModelCaption(name=n, caption=txt, token_ids=[int(i) for i in h.ids], beam_score=float(h.score),
-                                 loo={m: float(v[i]) for m, v in outcome.loo.items()}, rank=rank[i])
-                    for i, (n, h, txt) in enumerate(zip(names, hyps, texts))]
         result = CaptionResult(
             video=str(video),
             timestamps=[float(x) for x in frames.timestamps],
             frame_indices=[int(x) for x in frames.indices],
-            captions=captions,
+            captions=model_captions(names, hyps, texts, outcome),
             winner=int(outcome.winner),
             metric=settings.metric,
             tie_break=outcome.tie_break,
-            pairwise={m: [[None if v is None else float(v) for v in row] for row in mat]
-                      for m, mat in outcome.pairwise.items()},
+            pairwise=plain_pairwise(outcome.pairwise),
             idf=self.zoo.idf.describe(),
             timings={k: round(v, 4) for k, v in timings.items()},
             settings={**asdict(settings), "decoders": names, "device": self.device},

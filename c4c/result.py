@@ -9,9 +9,10 @@ from typing import Any
 
 from .settings import METRIC_NAMES
 
-__all__ = ["ModelCaption", "CaptionResult", "METRIC_NAMES"]
+__all__ = ["ModelCaption", "Segment", "CaptionResult", "METRIC_NAMES", "model_captions"]
 
-SCHEMA = "c4c.result/1"
+SCHEMA = "c4c.result/2"  # 2: `segments` and `segmentation` (segmented captioning)
+READABLE_SCHEMAS = ("c4c.result/1", SCHEMA)  # /1 files load with segments = None
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,35 @@ class ModelCaption:
     beam_score: float              # sum of log-probs of the returned beam (no length penalty)
     loo: dict[str, float]          # metric -> leave-one-out score S_i (0..1 scale; CIDEr-D 0..10)
     rank: int                      # 1 = the ensemble's choice under the selecting metric
+
+
+def model_captions(names, hyps, texts, outcome) -> list[ModelCaption]:
+    """ModelCaptions from decoder names, their hypotheses (.ids, .score), texts and an EnsembleOutcome."""
+    rank = {i: r + 1 for r, i in enumerate(outcome.ranking)}
+    return [ModelCaption(name=n, caption=txt, token_ids=[int(i) for i in h.ids], beam_score=float(h.score),
+                         loo={m: float(v[i]) for m, v in outcome.loo.items()}, rank=rank[i])
+            for i, (n, h, txt) in enumerate(zip(names, hyps, texts))]
+
+
+def plain_pairwise(pairwise) -> dict[str, list[list[float | None]]]:
+    return {m: [[None if v is None else float(v) for v in row] for row in mat] for m, mat in pairwise.items()}
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One time span of a segmented video, captioned by the whole ensemble from its own frames."""
+    start_s: float                               # where the span starts (s)
+    end_s: float                                 # ... and ends (exclusive)
+    timestamps: list[float]                      # seconds of the frames fed to the decoders (<= max_frames)
+    frame_indices: list[int]                     # their indices in the decoded stream
+    captions: list[ModelCaption]                 # one per decoder, in zoo order
+    winner: int                                  # index into `captions`
+    tie_break: str
+    pairwise: dict[str, list[list[float | None]]]  # as CaptionResult.pairwise
+
+    @property
+    def caption(self) -> str:
+        return self.captions[self.winner].caption
 
 
 @dataclass(frozen=True)
@@ -42,6 +72,10 @@ class CaptionResult:
     zoo: dict[str, Any]                          # zoo name, description, per-model provenance
     video_info: dict[str, Any] = field(default_factory=dict)  # fps, duration, frame count, sha256
     schema: str = SCHEMA
+    # Segmented runs (settings.segments != "none"): a caption per time span; the fields above then
+    # describe the whole video, sampled as an unsegmented run samples it. None when not segmented.
+    segments: list[Segment] | None = None
+    segmentation: dict[str, Any] = field(default_factory=dict)  # mode, detector, cuts, gaps, seconds decoded
 
     @property
     def caption(self) -> str:
@@ -70,6 +104,8 @@ class CaptionResult:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["caption"] = self.caption  # convenience copy for consumers that read one field
+        for seg, out in zip(self.segments or [], d["segments"] or []):
+            out["caption"] = seg.caption
         return d
 
     def to_json(self, indent: int | None = None) -> str:
@@ -79,9 +115,14 @@ class CaptionResult:
     def from_dict(cls, d: dict[str, Any]) -> CaptionResult:
         d = dict(d)
         d.pop("caption", None)
-        if d.get("schema", SCHEMA) != SCHEMA:
-            raise ValueError(f"unknown result schema {d.get('schema')!r}, expected {SCHEMA!r}")
+        if d.get("schema", SCHEMA) not in READABLE_SCHEMAS:
+            raise ValueError(f"unknown result schema {d.get('schema')!r}, expected one of {READABLE_SCHEMAS}")
+        d["schema"] = SCHEMA  # /2 only adds fields: an older result reads as a /2 one without segments
         d["captions"] = [ModelCaption(**c) for c in d["captions"]]
+        if d.get("segments") is not None:
+            d["segments"] = [Segment(**{**{k: v for k, v in s.items() if k != "caption"},
+                                        "captions": [ModelCaption(**c) for c in s["captions"]]})
+                             for s in d["segments"]]
         return cls(**d)
 
     @classmethod

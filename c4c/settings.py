@@ -12,7 +12,7 @@ from typing import Any
 
 from .errors import InputError
 
-__all__ = ["CaptionSettings", "Option", "METRIC_NAMES", "METRICS", "PRECISIONS", "FPS_MODES", "CROPS", "MASKS",
+__all__ = ["CaptionSettings", "Option", "parse_segments", "METRIC_NAMES", "METRICS", "PRECISIONS", "FPS_MODES", "CROPS", "MASKS",
            "MIN_DECODERS", "VOTE_DECODERS"]
 
 # Metric key -> display name. The order is the tables' column order and the ensemble's tie-break order.
@@ -30,6 +30,25 @@ CROPS = ("c4c", "repro")
 MASKS = ("repro", "frames", "ones")
 MIN_DECODERS = 2   # a leave-one-out vote needs at least 2 captions
 VOTE_DECODERS = 3  # ... and 3 to mean anything: the app's floor
+# Segmented captioning (c4c/segments.py): "none" (one caption per video), "auto" (a caption per detected
+# scene) or "every:SECONDS" (fixed-length segments).
+SEGMENT_MODES = ("none", "auto", "every:SECONDS")
+
+
+def parse_segments(value: str) -> tuple[str, float | None]:
+    """"none" -> ("none", None); "auto" -> ("auto", None); "every:30" -> ("every", 30.0); else InputError."""
+    text = str(value).strip().lower()
+    if text in ("none", "auto"):
+        return text, None
+    if text.startswith("every:"):
+        try:
+            seconds = float(text[len("every:"):])
+        except ValueError:
+            seconds = float("nan")
+        if seconds >= 1 and seconds < float("inf"):
+            return "every", seconds
+        raise InputError(f"segments {value!r}: every:SECONDS needs a number of seconds of at least 1, e.g. every:30")
+    raise InputError(f"unknown segments {value!r}; choose one of {', '.join(SEGMENT_MODES)}")
 
 
 @dataclass(frozen=True)
@@ -63,6 +82,14 @@ class CaptionSettings:
                           help="decoder arithmetic: fp32 (default, the reference's tokens) or the opt-ins int8 "
                                "(CPU: ~4x less weight traffic) and bf16; the opt-ins change some captions "
                                "(agreement measured in benchmarks/README.md)")
+    segments: str = _opt("none", label="Segments (a caption per scene)",
+                         help="none (default: one caption for the whole video), auto (a caption per detected "
+                              "scene, with its times) or every:SECONDS (segments of that length)")
+    min_segment_s: int = _opt(2, bounds=(1, 600), label="Shortest segment (s)",
+                              help="segments: shortest segment in seconds; closer scene changes are merged (default 2)")
+    max_segment_s: int = _opt(60, bounds=(1, 3600), label="Longest segment (s)",
+                              help="segments: longer scenes are split into equal parts of at most this many "
+                                   "seconds (default 60)")
 
     @staticmethod
     def option(name: str) -> Option:
@@ -85,6 +112,9 @@ class CaptionSettings:
             if opt.bounds is not None and not opt.bounds[0] <= value <= opt.bounds[1]:
                 what = {"beam": "beam size"}.get(f.name, f.name)
                 raise InputError(f"{what} must be between {opt.bounds[0]} and {opt.bounds[1]}, got {value}")
+        parse_segments(self.segments)
+        if self.min_segment_s > self.max_segment_s:
+            raise InputError(f"min_segment_s ({self.min_segment_s}) must not exceed max_segment_s ({self.max_segment_s})")
         if self.decoders is not None:
             unknown = [d for d in self.decoders if d not in available]
             if unknown:

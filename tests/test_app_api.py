@@ -26,7 +26,17 @@ def test_one_named_endpoint(running_app):
     api = client(running_app.url).view_api(print_info=False, return_format="dict")
     assert list(api["named_endpoints"]) == ["/caption", "/explore"]  # /explore: the Explore page (test_app_explore.py)
     params = [p["parameter_name"] for p in api["named_endpoints"]["/caption"]["parameters"]]
-    assert params == ["video", "metric", "beam", "max_frames", "decoders"]
+    assert params == ["video", "metric", "beam", "max_frames", "decoders", "segments"]
+
+
+def test_segments_through_the_api(running_app):
+    d = caption(running_app, "bars", beam=1, max_frames=4, segments="every:2")
+    r = CaptionResult.from_dict(d)
+    assert [(s.start_s, s.end_s) for s in r.segments] == [(0.0, 2.0), (2.0, 4.0), (4.0, 6.0)]
+    assert all(s.caption for s in r.segments) and r.segmentation["mode"] == "every:2"
+    assert caption(running_app, "bars", beam=1)["segments"] is None  # the default: one caption
+    with pytest.raises(Exception, match="segments"):
+        caption(running_app, "bars", beam=1, segments="every:zero")
 
 
 def test_caption_example_video(running_app):

@@ -13,9 +13,10 @@ PKG = Path(__file__).resolve().parents[1] / "c4c"
 # Bottom to top. A module may import its own unit and units of lower layers; the ground floor's
 # modules may also import each other (settings uses errors, result uses settings).
 LAYERS = [
-    ("ground", {"errors", "checkpoints", "cpu", "settings", "result", "kernels"}),
+    ("ground", {"errors", "checkpoints", "cpu", "settings", "result", "subtitles", "kernels"}),
     ("stages", {"video", "vision", "captioning", "vote", "synth"}),
     ("assembly", {"zoo", "features"}),
+    ("segments", {"segments"}),  # segmented captioning; given the Pipeline by the layer above
     ("pipeline", {"pipeline"}),
     ("jobs", {"batch", "train"}),
     ("ui", {"ui"}),

@@ -38,6 +38,10 @@ def decode(index: int, video: str, settings: CaptionSettings, image_size: int, o
     from ..video.frames import sample_frames
     from ..video.preprocess import crop_uint8
     timings: dict[str, float] = {}
+    if settings.segments != "none":
+        # Segmented runs decode every second in chunks next to the models (c4c/segments.py), so that
+        # memory stays bounded on long videos; nothing to do here.
+        return Decoded(index, video, frames=open_path or video)
     try:
         t = time.perf_counter()
         frames = sample_frames(open_path or video, max_frames=settings.max_frames, fps_mode=settings.fps_mode,
@@ -79,6 +83,10 @@ def caption_decoded(pipe: BatchPipeline, item: Decoded, settings: CaptionSetting
     """The model half for one decoded video (raises what Pipeline raises)."""
     if item.error is not None:
         raise item.error
+    if settings.segments != "none":  # `frames` holds the path to open (decode() did nothing)
+        from ..segments import caption_segments
+        result = caption_segments(pipe, item.frames, settings)[0]
+        return replace(result, video=item.video)
     pipe.item = item
     try:
         return pipe.caption_video(item.video, settings)[0]

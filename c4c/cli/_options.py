@@ -7,7 +7,7 @@ from ..settings import CaptionSettings
 
 __all__ = ["add_settings_options", "settings_from_args"]
 
-_TYPES = {"beam": int, "max_frames": int, "max_words": int, "max_duration_s": float}
+_TYPES = {"beam": int, "max_frames": int, "max_words": int, "max_duration_s": float, "min_segment_s": int, "max_segment_s": int}
 
 
 def add_settings_options(parser, names: tuple[str, ...]) -> None:

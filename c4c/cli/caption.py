@@ -24,7 +24,11 @@ def add_parser(sub) -> None:
                         "patterns ('clips/**/*.mp4') or list files (.txt: one path per line)")
     p.add_argument("--zoo", default=os.environ.get("C4C_ZOO"),
                    help="model zoo folder (default: $C4C_ZOO, else the shipped weights/demo)")
-    add_settings_options(p, ("metric", "beam", "max_frames", "decoders", "fps_mode", "precision"))
+    add_settings_options(p, ("metric", "beam", "max_frames", "decoders", "fps_mode", "precision", "segments",
+                             "min_segment_s", "max_segment_s", "max_duration_s"))
+    p.add_argument("--srt", default=None, metavar="OUT.srt",
+                   help="write subtitles: one cue per segment with its winning caption (one video only)")
+    p.add_argument("--vtt", default=None, metavar="OUT.vtt", help="the same cues as WebVTT (one video only)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.add_argument("--json", action="store_true", help="print the result JSON (one line per video)")
     b = p.add_argument_group("batch runs (need --out)")
@@ -66,6 +70,24 @@ def format_table(r: CaptionResult) -> str:
     lines.append(f"  caption ({METRIC_NAMES[r.metric]} vote): {r.caption}")
     lines.append(f"  why: {r.explain()}")
     lines.append("  timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in r.timings.items()))
+    if r.segments is not None:
+        lines.append(format_segments(r))
+    return "\n".join(lines)
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{seconds % 60:05.2f}"
+
+
+def format_segments(r: CaptionResult) -> str:
+    """One line per segment: its span, its winner and caption; then gaps that could not be decoded."""
+    seg = r.segmentation
+    lines = [f"  segments ({seg.get('mode')}, detector {seg.get('detector')}): {len(r.segments)}"]
+    for k, s in enumerate(r.segments):
+        lines.append(f"  {k + 1:>4}  {_clock(s.start_s)} - {_clock(s.end_s)}  {len(s.timestamps):>3} frames  "
+                     f"[{s.captions[s.winner].name}] {s.caption}")
+    for a, b in seg.get("gaps", []):
+        lines.append(f"  gap   {_clock(a)} - {_clock(b)}  could not be decoded (no caption)")
     return "\n".join(lines)
 
 
@@ -99,6 +121,12 @@ def run(args) -> int:
         raise InputError(f"{', '.join(batch_only)} only apply to batch runs; add --out FILE.jsonl")
     settings = _settings(args)
     videos = _expand(args.videos)
+    if (args.srt or args.vtt) and len(videos) != 1:
+        raise InputError(f"--srt/--vtt write the subtitles of one video; {len(videos)} were given")
+    from ..subtitles import check_path
+    for out, suffix in ((args.srt, ".srt"), (args.vtt, ".vtt")):
+        if out and check_path(out).suffix.lower() != suffix:
+            raise InputError(f"{out}: the {suffix[1:]} subtitles need a file ending in {suffix}")
     # The vote scores every caption with METEOR too (the result's table): its JVM takes longer to
     # start than the models take to load, so start it first and let the two overlap.
     from ..vote.metrics import start_meteor
@@ -118,6 +146,12 @@ def run(args) -> int:
             failed += 1
             continue
         print(result.to_json() if args.json else format_table(result))
+        from ..subtitles import write_subtitles
+        for out in (args.srt, args.vtt):
+            if out:
+                path = write_subtitles(result, out)
+                if not args.json:
+                    print(f"  subtitles: {path} ({len(result.segments or [result])} cues)")
         sys.stdout.flush()
     return 2 if failed else 0
 
@@ -127,6 +161,8 @@ def run_batch(args) -> int:
     from ..zoo import default_zoo_dir, read_manifest
     if args.json:
         raise InputError("--json prints results to the terminal; with --out they go to the file already")
+    if args.srt or args.vtt:
+        raise InputError("--srt/--vtt write one video's subtitles; a batch run's segments are in its --out lines")
     if args.workers is not None and args.workers < 0:
         raise InputError(f"--workers must be 0 or more, got {args.workers}")
     if args.threads is not None and args.threads < 1:

@@ -22,8 +22,10 @@ import numpy as np
 
 from ..errors import C4CError, InputError, VideoError
 from ..result import CaptionResult
-from ..settings import METRIC_NAMES, VOTE_DECODERS, CaptionSettings
+from ..settings import METRIC_NAMES, VOTE_DECODERS, CaptionSettings, parse_segments
 from .view import thumbnails
+
+SEGMENT_THUMB_WIDTH = 160  # px, the timeline's thumbnails
 
 __all__ = ["AppConfig", "CaptionService", "ResultFiles", "warm_up", "examples_cache_dir", "examples_cache"]
 
@@ -45,6 +47,10 @@ def _env_number(env, name: str, default: float, cast=float):
 class AppConfig:
     max_upload_mb: float = 100.0     # C4C_MAX_UPLOAD_MB: larger uploads are refused (by Gradio and again here)
     max_duration_s: float = 300.0    # C4C_MAX_DURATION_S: longer videos are refused before decoding
+    # C4C_MAX_SEGMENTED_S: the cap with segments on. Segmented captioning took 3.2-4.7 s of wall time per
+    # video minute on the 2-core machine (benchmarks/segments_speed.py, 640x360, demo zoo, shared cores),
+    # so 30 minutes keep one request near 2 minutes.
+    max_segmented_duration_s: float = 1800.0
     concurrency: int = 2             # C4C_CONCURRENCY: requests computed at once; the rest wait in the queue
     queue_size: int = 64             # C4C_QUEUE_SIZE: waiting requests beyond this are turned away at once
     min_decoders: int = VOTE_DECODERS  # fewer captions make the leave-one-out vote meaningless
@@ -55,6 +61,7 @@ class AppConfig:
         d = cls()
         return cls(max_upload_mb=_env_number(env, "C4C_MAX_UPLOAD_MB", d.max_upload_mb),
                    max_duration_s=_env_number(env, "C4C_MAX_DURATION_S", d.max_duration_s),
+                   max_segmented_duration_s=_env_number(env, "C4C_MAX_SEGMENTED_S", d.max_segmented_duration_s),
                    concurrency=_env_number(env, "C4C_CONCURRENCY", d.concurrency, int),
                    queue_size=_env_number(env, "C4C_QUEUE_SIZE", d.queue_size, int))
 
@@ -106,7 +113,8 @@ class CaptionService:
         self.max_frames_cap: int = min(caps) if caps else 20
         self.min_decoders: int = min(self.config.min_decoders, len(self.names))
 
-    def settings(self, metric: str, beam, max_frames, decoders: Sequence[str] | None) -> CaptionSettings:
+    def settings(self, metric: str, beam, max_frames, decoders: Sequence[str] | None,
+                 segments: str = "none") -> CaptionSettings:
         """Controls -> CaptionSettings; InputError on anything out of range."""
         if metric not in METRIC_NAMES:
             raise InputError(f"unknown metric {metric!r}; choose one of {', '.join(METRIC_NAMES)}")
@@ -121,9 +129,12 @@ class CaptionService:
         if len(chosen) < self.min_decoders:
             raise InputError(f"choose at least {self.min_decoders} decoders for a meaningful vote "
                              f"(got {len(chosen)})")
+        segments = (segments or "none").strip().lower()
+        parse_segments(segments)
+        cap = self.config.max_duration_s if segments == "none" else self.config.max_segmented_duration_s
         return CaptionSettings(metric=metric, beam=beam, max_frames=max_frames,
                                decoders=None if chosen == self.names else tuple(chosen),
-                               max_duration_s=self.config.max_duration_s)
+                               max_duration_s=cap, segments=segments)
 
     def check_video(self, video: str | os.PathLike | None) -> Path:
         if video is None or str(video).strip() == "":
@@ -139,17 +150,25 @@ class CaptionService:
 
     def caption(self, video, metric: str = CaptionSettings.default("metric"), beam=CaptionSettings.default("beam"),
                 max_frames=CaptionSettings.default("max_frames"), decoders: Sequence[str] | None = None,
-                progress: Callable[[float, str], None] | None = None):
-        """(CaptionResult, gallery thumbnails) for one request. Raises C4CError on bad input."""
-        settings = self.settings(metric, beam, max_frames, decoders if decoders is not None else self.names)
+                progress: Callable[[float, str], None] | None = None, segments: str = "none"):
+        """(CaptionResult, gallery thumbnails, {segment index: thumbnail}) for one request (the last is
+        empty without segments). Raises C4CError on bad input."""
+        settings = self.settings(metric, beam, max_frames, decoders if decoders is not None else self.names, segments)
         path = self.check_video(video)
+        seg_thumbs: dict = {}
         try:
-            result, frames = self.pipeline.caption_video(path, settings, progress)
+            if settings.segments == "none":
+                result, frames = self.pipeline.caption_video(path, settings, progress)
+            else:
+                from ..segments import caption_segments
+                settings.check(self.names)
+                result, frames, seg_thumbs = caption_segments(self.pipeline, path, settings, progress,
+                                                              thumb_width=SEGMENT_THUMB_WIDTH)
         except C4CError as e:  # name the upload as the user knows it, not by the server's temp path
             raise type(e)(str(e).replace(str(path), path.name)) from None
         # The server's temp path means nothing to the user (and should not leak): keep the file name.
         result = dataclasses.replace(result, video=path.name)
-        return result, thumbnails(frames.images, frames.timestamps, frames.indices)
+        return result, thumbnails(frames.images, frames.timestamps, frames.indices), seg_thumbs
 
 
 def examples_cache_dir(zoo, examples: Sequence[str | os.PathLike], base: str | os.PathLike | None = None) -> Path:
