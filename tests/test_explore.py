@@ -278,3 +278,31 @@ def test_summary_warns_of_mixed_metrics(tmp_path):
     text = summary_markdown(p)
     assert "mixed selecting metrics" in text and "line 2: not valid JSON" in text and "2 videos" in text
     assert "mixed" not in summary_markdown(explore_payload(load_corpus(write_jsonl(tmp_path / "c.jsonl", CORPUS))))
+
+
+def test_a_segmented_result_gives_a_row_per_segment(tmp_path):
+    """Issue 16: one row per segment where a result has segments, each with its own vote."""
+    import json
+
+    from c4c.ui.explore import load_corpus, stored_result
+    from c4c.ui.explore_table import table_columns
+    whole = fake_result("long.mp4", ["a red ball moves", "a red ball moves", "a blue box grows"], [2.0, 2.0, 1.0])
+
+    def seg(a, b, caps, cider):
+        part = fake_result("x", caps, cider)
+        return {"start_s": a, "end_s": b, "timestamps": [a], "frame_indices": [0], "captions": part["captions"],
+                "winner": part["winner"], "tie_break": "x", "pairwise": part["pairwise"]}
+
+    whole["segments"] = [seg(0.0, 4.0, ["a red ball moves", "a red ball moves", "a red ball rises"], [2.0, 2.0, 1.0]),
+                         seg(4.0, 9.5, ["a blue box grows", "a blue box spins", "a blue box grows"], [1.0, 0.5, 3.0])]
+    path = tmp_path / "seg.jsonl"
+    other = fake_result("short.mp4", ["a", "b", "c"], [0.1, 0.3, 0.2])
+    path.write_text(json.dumps(whole) + "\n" + json.dumps(other) + "\n")
+    corpus = load_corpus(path)
+    t = corpus.table
+    assert len(t) == 3 and list(t["line"]) == [1, 1, 2]
+    assert list(t["segment"][:2]) == ["0.0-4.0 s", "4.0-9.5 s"] and t["segment"].isna().iloc[2]
+    names = [c["name"] for c in whole["captions"]]
+    assert list(t["decoder"]) == [names[0], names[2], names[1]]  # each segment's own winner
+    assert "segment" in table_columns(corpus)
+    assert stored_result(corpus, 1).video == "long.mp4"  # choosing a segment opens its video's result

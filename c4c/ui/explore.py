@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import gc
 import json
-import math
 import os
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InputError
 from ..result import CaptionResult, ModelCaption
+from .explore_rows import _parts, row_from_result
 
 __all__ = ["Corpus", "Skipped", "CorpusCache", "row_from_result", "load_corpus", "load_references",
            "resolve_in", "list_results", "stored_result", "SORTABLE", "EXPLORE_DIR_ENV", "default_explore_dir"]
@@ -105,49 +104,6 @@ def list_results(root: str | os.PathLike, suffixes=(".jsonl", ".parquet", ".json
             if len(out) >= limit:
                 break
     return sorted(out)
-
-
-def _number(x) -> float:
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        raise ValueError(f"score {x!r} is not a number")
-    return float(x)
-
-
-def row_from_result(d: Any) -> dict:
-    """The table row of one result dict (`CaptionResult.to_dict()`). ValueError, with a reason a
-    person can act on, when `d` is not a result."""
-    if not isinstance(d, dict):
-        raise ValueError("not a JSON object")
-    caps, metric, win = d.get("captions"), d.get("metric"), d.get("winner")
-    if not isinstance(d.get("video"), str):
-        raise ValueError("no 'video' field")
-    if not isinstance(caps, list) or not caps or not all(isinstance(c, dict) for c in caps):
-        raise ValueError("no 'captions' list")
-    if not isinstance(metric, str):
-        raise ValueError("no 'metric' field")
-    if isinstance(win, bool) or not isinstance(win, int) or not 0 <= win < len(caps):
-        raise ValueError(f"'winner' {win!r} is not an index into its {len(caps)} captions")
-    try:
-        names = [str(c["name"]) for c in caps]
-        texts = [str(c["caption"]) for c in caps]
-        scores = [_number(c["loo"][metric]) for c in caps]
-    except (KeyError, TypeError) as e:
-        raise ValueError(f"a caption lacks {e} (name, caption, or its leave-one-out {metric!r} score)") from None
-    # Decoders that wrote the winner's very caption score the same and would make every margin 0:
-    # the runner-up is the best *different* caption.
-    norm = [" ".join(t.lower().split()) for t in texts]
-    others = [k for k in range(len(caps)) if norm[k] != norm[win]]
-    runner = max(others, key=lambda k: (scores[k], -k)) if others else None
-    row = {"video": d["video"], "decoder": names[win], "caption": texts[win], "metric": metric,
-           "margin": scores[win] - scores[runner] if runner is not None else math.nan,
-           "runner_up": names[runner] if runner is not None else "",
-           "distinct": len(set(norm)), "decoders": len(caps),
-           "names": names, "captions": texts}
-    grounding = [c.get("grounding") for c in caps]
-    if all(isinstance(g, (int, float)) and not isinstance(g, bool) for g in grounding):
-        pick = max(range(len(caps)), key=lambda k: (grounding[k], -k))
-        row.update(grounding=float(grounding[win]), grounding_pick=names[pick], grounding_disagrees=pick != win)
-    return row
 
 
 def _pairwise(d: dict, n: int) -> np.ndarray | None:
@@ -235,17 +191,21 @@ def load_corpus(path: str | os.PathLike, references: str | os.PathLike | None = 
                 failed.append((n, str(d.get("video", "?")), str(d.get("error"))))
                 continue
             try:
-                row = row_from_result(d)
-            except ValueError as e:
+                parts = _parts(d)
+                built = [(row_from_result(part), part) for part in parts]
+            except (ValueError, KeyError, TypeError) as e:
                 skip(n, f"not a c4c result: {e}")
                 continue
-            for name in row["names"]:
-                index.setdefault(name, len(index))
-            row["line"] = n
-            rows.append(row)
-            # Only the selecting metric's matrix is kept; the parsed result is dropped at once.
-            mats.append((tuple(index[name] for name in row["names"]), _pairwise(d, len(row["names"]))))
-            locate.append(where)
+            for row, part in built:  # one row per video, or per segment where the result has segments
+                for name in row["names"]:
+                    index.setdefault(name, len(index))
+                row["line"] = n
+                if part is not d:
+                    row["segment"] = part["segment"]
+                rows.append(row)
+                # Only the selecting metric's matrix is kept; the parsed result is dropped at once.
+                mats.append((tuple(index[name] for name in row["names"]), _pairwise(part, len(row["names"]))))
+                locate.append(where)
     except OSError as e:
         raise InputError(f"{path.name}: cannot be read ({e.strerror or type(e).__name__})") from None
     finally:
@@ -353,6 +313,8 @@ def stored_result(corpus: Corpus, line: int) -> CaptionResult:
             raw = fh.readline()
     d = json.loads(raw)
     d.pop("caption", None)
+    for key in ("segments", "segmentation"):  # the single-video view shows the whole video's vote
+        d.pop(key, None)
     d = _lenient(CaptionResult, d)
     d.pop("schema", None)
     d["captions"] = [ModelCaption(**_lenient(ModelCaption, c)) for c in d["captions"]]

@@ -16,8 +16,9 @@ __all__ = ["table_columns", "Filters", "apply_filters", "sort_rows", "page_rows"
 
 
 def table_columns(corpus: Corpus) -> list[str]:
-    """The columns a row shows: grounding and references only when the file has them."""
-    return BASE_COLUMNS + (GROUNDING_COLUMNS if corpus.has_grounding else []) \
+    """The columns a row shows: segments, grounding and references only when the file has them."""
+    base = BASE_COLUMNS[:2] + ["segment"] + BASE_COLUMNS[2:] if "segment" in corpus.table.columns else BASE_COLUMNS
+    return base + (GROUNDING_COLUMNS if corpus.has_grounding else []) \
         + (REF_COLUMNS if corpus.has_references else [])
 
 
