@@ -119,29 +119,50 @@ class Pipeline:
         timings["ensemble"] = time.perf_counter() - t
         return names, hyps, texts, outcome
 
+    def grounding(self, feats: np.ndarray, texts: list[str]) -> list[float] | None:
+        """Each caption's cosine with the video's meanP embedding (vote/grounding.py); None without a text tower."""
+        if self.zoo.text_tower is None:
+            return None
+        from .vote.grounding import grounding_scores
+        return grounding_scores(feats, self.zoo.text_tower.encode(texts))
+
+    def check(self, settings: CaptionSettings) -> None:
+        """CaptionSettings.check, and InputError for a grounding rule on a zoo without a text tower."""
+        settings.check(self.zoo.names)
+        if settings.select != "consensus" and self.zoo.text_tower is None:
+            raise InputError(f"--select {settings.select} needs grounding, but {self.zoo.no_grounding}; "
+                             "use --select consensus")
+
     def caption_video(self, video: str | Path, settings: CaptionSettings = CaptionSettings(),
                       progress: Progress | None = None):
         """(CaptionResult, SampledFrames) for one video file."""
-        settings.check(self.zoo.names)
+        from .vote.selection import select
+        self.check(settings)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         if progress:
             progress(0.05, "reading frames")
         frames, feats = self.features(video, settings, timings)
         names, hyps, texts, outcome = self.caption_features(feats, settings, progress, timings)
+        t = time.perf_counter()
+        grounding = self.grounding(feats, texts)
+        weight = float(self.zoo.selection.get("combined_weight", 1.0))
+        sel = select(outcome, grounding, settings.select, weight)
+        timings["grounding"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - t0
-        rank = {i: r + 1 for r, i in enumerate(outcome.ranking)}
+        rank = {i: r + 1 for r, i in enumerate(sel.ranking)}
         captions = [ModelCaption(name=n, caption=txt, token_ids=[int(i) for i in h.ids], beam_score=float(h.score),
-                                 loo={m: float(v[i]) for m, v in outcome.loo.items()}, rank=rank[i])
+                                 loo={m: float(v[i]) for m, v in outcome.loo.items()}, rank=rank[i],
+                                 grounding=None if grounding is None else round(grounding[i], 6))
                     for i, (n, h, txt) in enumerate(zip(names, hyps, texts))]
         result = CaptionResult(
             video=str(video),
             timestamps=[float(x) for x in frames.timestamps],
             frame_indices=[int(x) for x in frames.indices],
             captions=captions,
-            winner=int(outcome.winner),
+            winner=int(sel.winner),
             metric=settings.metric,
-            tie_break=outcome.tie_break,
+            tie_break=outcome.tie_break if settings.select == "consensus" else sel.tie_break,
             pairwise={m: [[None if v is None else float(v) for v in row] for row in mat]
                       for m, mat in outcome.pairwise.items()},
             idf=self.zoo.idf.describe(),
@@ -150,6 +171,9 @@ class Pipeline:
             zoo=self.zoo.summary(),
             video_info={"fps": float(frames.fps), "duration_s": float(frames.duration_s),
                         "n_frames_total": int(frames.n_frames_total), "notes": list(frames.notes)},
+            select=settings.select,
+            selection={"consensus_winner": int(outcome.winner), "weight": weight, "decided_by": sel.decided_by,
+                       "scores": [round(x, 6) for x in sel.scores], "no_grounding": self.zoo.no_grounding},
         )
         if progress:
             progress(1.0, "done")
