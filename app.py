@@ -72,11 +72,12 @@ def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] |
     examples = example_videos() if examples is None else examples
 
     @gpu
-    def caption(video, metric, beam, max_frames, decoders, progress=gr.Progress()):
+    def caption(video, metric, beam, max_frames, decoders, select="consensus", progress=gr.Progress()):
         """Caption a video with every chosen decoder; returns the whole result as JSON."""
         report = None if ZERO_GPU else (lambda frac, text: progress(frac, desc=text))
         try:
-            result, thumbs = service.caption(video, metric, beam, max_frames, decoders, progress=report)
+            result, thumbs = service.caption(video, metric, beam, max_frames, decoders, progress=report,
+                                             select=select)
         except C4CError as e:  # the user's input, not a bug: one clear line in the page
             raise gr.Error(str(e), print_exception=False) from None
         return result.to_dict(), thumbs
@@ -87,8 +88,8 @@ def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] |
                 figures.loo_figure(r), figures.agreement_figure(r), view.timings_markdown(r),
                 str(service.files.write(r)))
 
-    def caption_and_render(video, metric, beam, max_frames, decoders, progress=gr.Progress()):
-        result, thumbs = caption(video, metric, beam, max_frames, decoders, progress)
+    def caption_and_render(video, metric, beam, max_frames, decoders, select="consensus", progress=gr.Progress()):
+        result, thumbs = caption(video, metric, beam, max_frames, decoders, select, progress)
         return (result, *render(result, thumbs))
 
     with gr.Blocks(title=TITLE, delete_cache=(1800, 3600)) as demo:
@@ -107,12 +108,16 @@ def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] |
                                        step=1, precision=0, label=opt("max_frames").label)
                 decoders = gr.CheckboxGroup(names, value=names, label=f"{opt('decoders').label} (at least "
                                             f"{service.min_decoders})")
+                grounded = pipeline.zoo.text_tower is not None  # without a text tower: consensus only, and why
+                select = gr.Radio(list(opt("select").choices),
+                                  value=default("select"), label=opt("select").label, interactive=grounded,
+                                  info=None if grounded else pipeline.zoo.no_grounding, elem_id="c4c-select")
                 run = gr.Button("Caption", variant="primary", elem_id="c4c-run")
             with gr.Column(scale=3, min_width=480):
                 winner = gr.HTML(elem_id="c4c-winner-box")
                 why = gr.Markdown(elem_id="c4c-why")
-                table = gr.Dataframe(label="Every decoder's caption and its leave-one-out (LOO) scores; the selecting "
-                                     "metric first, the winner starred", interactive=False, wrap=True,
+                table = gr.Dataframe(label="Every decoder's caption, its leave-one-out (LOO) scores (the selecting "
+                                     "metric first) and its grounding (caption-video cosine); the winner starred", interactive=False, wrap=True,
                                      column_widths=view.COLUMN_WIDTHS, elem_id="c4c-table")
                 gallery = gr.Gallery(label="Sampled frames (what the decoders see)", columns=8, height=200,
                                      object_fit="contain", elem_id="c4c-frames")
@@ -126,7 +131,7 @@ def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] |
             result_json = gr.JSON(label="Result")
         thumbs_state = gr.State()
 
-        inputs = [video, metric, beam, max_frames, decoders]
+        inputs = [video, metric, beam, max_frames, decoders, select]
         shown = [winner, why, table, gallery, loo_plot, heat_plot, timings, download]
         run.click(caption, inputs, [result_json, thumbs_state], api_name="caption") \
            .success(render, [result_json, thumbs_state], shown, api_visibility="private")
@@ -135,7 +140,7 @@ def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] |
             # the cache folder is keyed by the zoo's and examples' fingerprint, so it is never stale.
             with left, examples_cache(examples_cache_dir(pipeline.zoo, examples)):
                 gr.Examples([[str(p), default("metric"), default("beam"), min(default("max_frames"), service.max_frames_cap),
-                              names] for p in examples],
+                              names, default("select")] for p in examples],
                             inputs, [result_json, *shown], fn=caption_and_render, cache_examples=True,
                             cache_mode="lazy", visible_columns=[0], example_labels=[p.stem for p in examples],
                             label="Examples (click one)")

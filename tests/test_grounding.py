@@ -176,3 +176,34 @@ def test_caption_cli_select(zoos):
     assert json.loads(p.stdout)["select"] == "combined"
     p = run("--zoo", str(plain), "--select", "grounding")
     assert p.returncode == 2 and "text tower" in p.stderr and "Traceback" not in p.stderr
+
+
+def _result(select_rule="combined", grounding=(0.2, 0.1, 0.4), winner=2, vote=0, no_grounding=""):
+    from c4c.result import ModelCaption
+    loo = [{"cider": 1.0, "bleu4": 0.5, "meteor": 0.3, "rouge": 0.6}, {"cider": 0.5, "bleu4": 0.4, "meteor": 0.2, "rouge": 0.5},
+           {"cider": 0.2, "bleu4": 0.1, "meteor": 0.1, "rouge": 0.2}]
+    ranks = {winner: 1, **{i: k + 2 for k, i in enumerate(j for j in range(3) if j != winner)}}
+    caps = [ModelCaption(f"d{i}", f"caption {i}", [1], -1.0, loo[i], ranks[i], None if grounding is None else grounding[i])
+            for i in range(3)]
+    return CaptionResult(video="v.mp4", timestamps=[0.0], frame_indices=[0], captions=caps, winner=winner, metric="cider",
+                         tie_break="t", pairwise={}, idf="x", timings={"total": 1.0}, settings={}, zoo={},
+                         select=select_rule, selection={"consensus_winner": vote, "weight": 2.0, "scores": [0.0, -1.0, 1.0],
+                                                        "no_grounding": no_grounding})
+
+
+def test_page_shows_grounding_and_the_overrule():
+    from c4c.ui import figures, view
+    r = _result()
+    why = view.why_markdown(r)
+    assert "CIDEr-D" in why and "grounding" in why and "overruled the vote, which picked d0" in why
+    assert view.table_headers(r)[-1] == "Grounding" and view.table_rows(r)[0][-1] == 0.4
+    assert "grounding combined" in view.winner_html(r)
+    fig = figures.loo_figure(r)
+    assert sum(ax.get_visible() for ax in fig.axes) == 5  # 4 metrics + grounding
+    assert any("Grounding" in ax.get_title() and "selects" in ax.get_title() for ax in fig.axes)
+    # a zoo without a text tower: no grounding panel, and the page says why
+    plain = _result("consensus", None, 0, 0, "this zoo has no text tower")
+    assert "No grounding column: this zoo has no text tower" in view.why_markdown(plain)
+    assert "overruled" not in view.why_markdown(plain)
+    assert sum(ax.get_visible() for ax in figures.loo_figure(plain).axes) == 4
+    assert "–" in view.styled_table(plain).to_html()

@@ -106,8 +106,16 @@ class CaptionService:
         self.max_frames_cap: int = min(caps) if caps else 20
         self.min_decoders: int = min(self.config.min_decoders, len(self.names))
 
-    def settings(self, metric: str, beam, max_frames, decoders: Sequence[str] | None) -> CaptionSettings:
+    def settings(self, metric: str, beam, max_frames, decoders: Sequence[str] | None,
+                 select: str | None = None) -> CaptionSettings:
         """Controls -> CaptionSettings; InputError on anything out of range."""
+        select = select or CaptionSettings.default("select")
+        rules = CaptionSettings.option("select").choices
+        if select not in rules:
+            raise InputError(f"unknown selection rule {select!r}; choose one of {', '.join(rules)}")
+        if select != "consensus" and self.pipeline.zoo.text_tower is None:
+            raise InputError(f"the {select} rule needs grounding, but {self.pipeline.zoo.no_grounding}; "
+                             "choose consensus")
         if metric not in METRIC_NAMES:
             raise InputError(f"unknown metric {metric!r}; choose one of {', '.join(METRIC_NAMES)}")
         beam, max_frames = _whole(beam, "beam size"), _whole(max_frames, "max frames")
@@ -121,7 +129,7 @@ class CaptionService:
         if len(chosen) < self.min_decoders:
             raise InputError(f"choose at least {self.min_decoders} decoders for a meaningful vote "
                              f"(got {len(chosen)})")
-        return CaptionSettings(metric=metric, beam=beam, max_frames=max_frames,
+        return CaptionSettings(select=select, metric=metric, beam=beam, max_frames=max_frames,
                                decoders=None if chosen == self.names else tuple(chosen),
                                max_duration_s=self.config.max_duration_s)
 
@@ -139,9 +147,9 @@ class CaptionService:
 
     def caption(self, video, metric: str = CaptionSettings.default("metric"), beam=CaptionSettings.default("beam"),
                 max_frames=CaptionSettings.default("max_frames"), decoders: Sequence[str] | None = None,
-                progress: Callable[[float, str], None] | None = None):
+                progress: Callable[[float, str], None] | None = None, select: str | None = None):
         """(CaptionResult, gallery thumbnails) for one request. Raises C4CError on bad input."""
-        settings = self.settings(metric, beam, max_frames, decoders if decoders is not None else self.names)
+        settings = self.settings(metric, beam, max_frames, decoders if decoders is not None else self.names, select)
         path = self.check_video(video)
         try:
             result, frames = self.pipeline.caption_video(path, settings, progress)
