@@ -101,3 +101,38 @@ def test_refuses_mismatched_vocab(tmp_path):
         TextTower(sd, "clip-bpe")  # not 49408 embeddings
     with pytest.raises(CheckpointError):
         TextTower({k: v for k, v in sd.items() if k != "text_projection"}, None)
+
+
+@pytest.mark.skipif(not SETS or not HAVE_CLIP, reason="needs a golden set and the openai-clip package")
+def test_import_stores_the_text_tower_of_a_clip4clip_checkpoint(tmp_path):
+    """`c4c import --backbone pytorch_model.bin.N` keeps the text tower (CLIP BPE); the zoo grounds captions."""
+    import json
+    import subprocess
+    import sys
+
+    from c4c.pipeline import CaptionSettings, Pipeline
+    from c4c.vote.idf import IdfTable
+    from c4c.zoo import read_manifest
+    gset = SETS[0]
+    cfg = json.loads((gset / "config.json").read_text())
+    sd = torch.load(gset / "clip4clip.bin", map_location="cpu", weights_only=True)
+    # The golden CLIP has a 512-word text vocabulary; a real one has CLIP's 49,408 BPE entries.
+    g = torch.Generator().manual_seed(0)
+    sd["clip.token_embedding.weight"] = 0.02 * torch.randn(49408, sd["clip.token_embedding.weight"].shape[1], generator=g)
+    ckpt = tmp_path / "pytorch_model.bin.1"
+    torch.save(sd, ckpt)
+    IdfTable.from_captions([["a small red ball"], ["a big blue box"]], source="t").save(tmp_path / "idf.json")
+    zoo = tmp_path / "zoo"
+    p = subprocess.run([sys.executable, "-m", "c4c", "import", "--out", str(zoo), "--backbone", str(ckpt),
+                        "--decoder", str(gset / "decoder.bin"), "--decoder", f"{gset / 'decoder.bin'}:twin",
+                        "--heads", str(cfg["num_attention_heads"]), "--vocab", str(gset / "vocab.txt"),
+                        "--idf", str(tmp_path / "idf.json")], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    m = read_manifest(zoo)
+    assert m["text_tower"]["file"] == "text_tower.safetensors" and m["text_tower"]["tokenizer"] == "clip-bpe"
+    tower = TextTower.from_file(zoo / "text_tower.safetensors")
+    want = TextTower(sd, "clip-bpe").encode(["a man is cooking."])
+    assert np.abs(tower.encode(["a man is cooking."]) - want).max() < 1e-6
+    r = Pipeline.from_zoo(zoo, device="cpu").caption(next(gset.glob("*.mp4")),
+                                                     CaptionSettings(select="grounding", beam=1, fps_mode="reference"))
+    assert all(c.grounding is not None for c in r.captions) and r.select == "grounding"
