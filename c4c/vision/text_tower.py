@@ -238,7 +238,8 @@ class TextTower:
                 ids = self._words.encode(t)
             else:
                 if self._bpe is None:
-                    self._bpe = clip_bpe()
+                    with self._lock:  # ~2 s to build: once, on first use
+                        self._bpe = self._bpe or clip_bpe()
                 ids = self._bpe(_clean(t))["input_ids"]
             rows.append(ids[: self.arch.context - 1] + [self.eot] if len(ids) > self.arch.context else ids)
         out = torch.zeros((len(rows), self.arch.context), dtype=torch.long)
