@@ -9,7 +9,12 @@ TOWER: a zoo's text_tower.safetensors, or `train backbone`'s clip_full.safetenso
 OUT_captions.json (every row's caption per test video). Measured 2026-12-08 with
 /tmp/zoo-new/{demo,work/features.npz,work/backbone/clip_full.safetensors}, beam 5.
 """
-import numpy as np, torch
+import json
+import sys
+
+import numpy as np
+import torch
+
 from c4c.zoo import Zoo
 from c4c.features.files import load_features
 from c4c.train.caption_data import load_annotations
