@@ -83,3 +83,15 @@ def test_rerun_skips_finished_stages(tiny_zoo, capsys):
     out = capsys.readouterr().out
     assert out.count("up to date, skipped") == 7
     assert {p.name: p.stat().st_mtime_ns for p in (tiny_zoo / "zoo").glob("d*.safetensors")} == before
+
+
+def test_evaluate_tune_select_stores_w(tiny_zoo, capsys):
+    zoo = tiny_zoo / "zoo"
+    before = read_manifest(zoo)["selection"]
+    rc = main(["evaluate", "--zoo", str(zoo), "--features", str(tiny_zoo / "work" / "features.npz"),
+               "--annotations", str(tiny_zoo / "work" / "MSRVTT_data.json"), "--split", "val", "--beam", "2",
+               "--tune-select", "--quiet", "--threads", "1"])
+    assert rc == 0
+    after = read_manifest(zoo)["selection"]
+    assert after["combined_weight"] == before["combined_weight"] and after["val_cider"] == before["val_cider"]
+    assert "select: combined" in capsys.readouterr().out
