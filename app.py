@@ -76,13 +76,13 @@ def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] |
     examples = example_videos() if examples is None else examples
 
     @gpu
-    def caption(video, metric, beam, max_frames, decoders, segments="none", progress=gr.Progress()):
+    def caption(video, metric, beam, max_frames, decoders, segments="none", select="consensus", progress=gr.Progress()):
         """Caption a video with every chosen decoder (and, with segments, every segment of it); returns
         the whole result as JSON."""
         report = None if ZERO_GPU else (lambda frac, text: progress(frac, desc=text))
         try:
             result, thumbs, seg_thumbs = service.caption(video, metric, beam, max_frames, decoders, progress=report,
-                                                         segments=segments)
+                                                         segments=segments, select=select)
         except C4CError as e:  # the user's input, not a bug: one clear line in the page
             raise gr.Error(str(e), print_exception=False) from None
         return result.to_dict(), thumbs, seg_thumbs
@@ -115,8 +115,9 @@ def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] |
                  f"{len(s.timestamps)} frames): {view.why_markdown(seg).removeprefix('**Why this caption won:** ')}")
         return title, view.styled_table(seg), figures.agreement_figure(seg)
 
-    def caption_and_render(video, metric, beam, max_frames, decoders, segments="none", progress=gr.Progress()):
-        result, thumbs, seg_thumbs = caption(video, metric, beam, max_frames, decoders, segments, progress)
+    def caption_and_render(video, metric, beam, max_frames, decoders, segments="none", select="consensus",
+                           progress=gr.Progress()):
+        result, thumbs, seg_thumbs = caption(video, metric, beam, max_frames, decoders, segments, select, progress)
         return (result, *render(result, thumbs, seg_thumbs))
 
     with gr.Blocks(title=TITLE, delete_cache=(1800, 3600)) as demo:
@@ -140,12 +141,16 @@ def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] |
                                        info="auto: a caption per detected scene; every:SECONDS: fixed spans. Videos up "
                                             f"to {config.max_segmented_duration_s / 60:g} minutes",
                                        elem_id="c4c-segments")
+                grounded = pipeline.zoo.text_tower is not None  # without a text tower: consensus only, and why
+                select = gr.Radio(list(opt("select").choices),
+                                  value=default("select"), label=opt("select").label, interactive=grounded,
+                                  info=None if grounded else pipeline.zoo.no_grounding, elem_id="c4c-select")
                 run = gr.Button("Caption", variant="primary", elem_id="c4c-run")
             with gr.Column(scale=3, min_width=480):
                 winner = gr.HTML(elem_id="c4c-winner-box")
                 why = gr.Markdown(elem_id="c4c-why")
-                table = gr.Dataframe(label="Every decoder's caption and its leave-one-out (LOO) scores; the selecting "
-                                     "metric first, the winner starred", interactive=False, wrap=True,
+                table = gr.Dataframe(label="Every decoder's caption, its leave-one-out (LOO) scores (the selecting "
+                                     "metric first) and its grounding (caption-video cosine); the winner starred", interactive=False, wrap=True,
                                      column_widths=view.COLUMN_WIDTHS, elem_id="c4c-table")
                 gallery = gr.Gallery(label="Sampled frames (what the decoders see)", columns=8, height=200,
                                      object_fit="contain", elem_id="c4c-frames")
@@ -176,7 +181,7 @@ def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] |
             result_json = gr.JSON(label="Result")
         thumbs_state, seg_thumbs_state = gr.State(), gr.State()
 
-        inputs = [video, metric, beam, max_frames, decoders, segments]
+        inputs = [video, metric, beam, max_frames, decoders, segments, select]
         shown = [winner, why, table, gallery, loo_plot, heat_plot, timings, download, timeline_box, seg_summary,
                  timeline_table, timeline_thumbs, srt_file, vtt_file, seg_title, seg_table, seg_heat]
         run.click(caption, inputs, [result_json, thumbs_state, seg_thumbs_state], api_name="caption") \
@@ -188,7 +193,7 @@ def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] |
             # the cache folder is keyed by the zoo's and examples' fingerprint, so it is never stale.
             with left, examples_cache(examples_cache_dir(pipeline.zoo, examples)):
                 gr.Examples([[str(p), default("metric"), default("beam"), min(default("max_frames"), service.max_frames_cap),
-                              names, default("segments")] for p in examples],
+                              names, default("segments"), default("select")] for p in examples],
                             inputs, [result_json, *shown], fn=caption_and_render, cache_examples=True,
                             cache_mode="lazy", visible_columns=[0], example_labels=[p.stem for p in examples],
                             label="Examples (click one)")

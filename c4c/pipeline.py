@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
-from .result import CaptionResult, model_captions, plain_pairwise
+from .result import CaptionResult, ModelCaption, plain_pairwise
 from .settings import CaptionSettings
 
 __all__ = ["CaptionSettings", "Pipeline", "pick_device"]
@@ -119,12 +119,30 @@ class Pipeline:
         timings["ensemble"] = time.perf_counter() - t
         return names, hyps, texts, outcome
 
+    def grounding(self, feats: np.ndarray, texts: list[str]) -> list[float] | None:
+        """Each caption's cosine with the video's meanP embedding (vote/grounding.py); None without a text tower."""
+        if self.zoo.text_tower is None:
+            return None
+        from .vote.grounding import grounding_scores
+        return grounding_scores(feats, self.zoo.text_tower.encode(texts))
+
+    def check(self, settings: CaptionSettings) -> None:
+        """CaptionSettings.check, and InputError for a grounding rule on a zoo without a text tower."""
+        settings.check(self.zoo.names)
+        if settings.select != "consensus" and self.zoo.text_tower is None:
+            raise InputError(f"--select {settings.select} needs grounding, but {self.zoo.no_grounding}; "
+                             "use --select consensus")
+
     def caption_video(self, video: str | Path, settings: CaptionSettings = CaptionSettings(),
                       progress: Progress | None = None):
         """(CaptionResult, SampledFrames) for one video file; with settings.segments, a caption per segment
         too (c4c/segments.py), and SampledFrames of the whole-video caption's frames."""
-        settings.check(self.zoo.names)
+        from .vote.selection import select
+        self.check(settings)
         if settings.segments != "none":
+            if settings.select != "consensus":  # segments.py votes by consensus only, for now
+                raise InputError(f"--select {settings.select} is not available with --segments yet; "
+                                 "use --select consensus")
             from .segments import caption_segments
             return caption_segments(self, video, settings, progress)
         timings: dict[str, float] = {}
@@ -133,15 +151,25 @@ class Pipeline:
             progress(0.05, "reading frames")
         frames, feats = self.features(video, settings, timings)
         names, hyps, texts, outcome = self.caption_features(feats, settings, progress, timings)
+        t = time.perf_counter()
+        grounding = self.grounding(feats, texts)
+        weight = float(self.zoo.selection.get("combined_weight", 1.0))
+        sel = select(outcome, grounding, settings.select, weight)
+        timings["grounding"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - t0
+        rank = {i: r + 1 for r, i in enumerate(sel.ranking)}
+        captions = [ModelCaption(name=n, caption=txt, token_ids=[int(i) for i in h.ids], beam_score=float(h.score),
+                                 loo={m: float(v[i]) for m, v in outcome.loo.items()}, rank=rank[i],
+                                 grounding=None if grounding is None else round(grounding[i], 6))
+                    for i, (n, h, txt) in enumerate(zip(names, hyps, texts))]
         result = CaptionResult(
             video=str(video),
             timestamps=[float(x) for x in frames.timestamps],
             frame_indices=[int(x) for x in frames.indices],
-            captions=model_captions(names, hyps, texts, outcome),
-            winner=int(outcome.winner),
+            captions=captions,
+            winner=int(sel.winner),
             metric=settings.metric,
-            tie_break=outcome.tie_break,
+            tie_break=outcome.tie_break if settings.select == "consensus" else sel.tie_break,
             pairwise=plain_pairwise(outcome.pairwise),
             idf=self.zoo.idf.describe(),
             timings={k: round(v, 4) for k, v in timings.items()},
@@ -149,6 +177,9 @@ class Pipeline:
             zoo=self.zoo.summary(),
             video_info={"fps": float(frames.fps), "duration_s": float(frames.duration_s),
                         "n_frames_total": int(frames.n_frames_total), "notes": list(frames.notes)},
+            select=settings.select,
+            selection={"consensus_winner": int(outcome.winner), "weight": weight, "decided_by": sel.decided_by,
+                       "scores": [round(x, 6) for x in sel.scores], "no_grounding": self.zoo.no_grounding},
         )
         if progress:
             progress(1.0, "done")

@@ -11,8 +11,8 @@ from .settings import METRIC_NAMES
 
 __all__ = ["ModelCaption", "Segment", "CaptionResult", "METRIC_NAMES", "model_captions"]
 
-SCHEMA = "c4c.result/2"  # 2: `segments` and `segmentation` (segmented captioning)
-READABLE_SCHEMAS = ("c4c.result/1", SCHEMA)  # /1 files load with segments = None
+SCHEMA = "c4c.result/2"  # 2: `segments`, `segmentation` (segmented captioning), `grounding`, `select`
+READABLE_SCHEMAS = ("c4c.result/1", SCHEMA)  # /1 files load without segments or grounding
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,8 @@ class ModelCaption:
     token_ids: list[int]           # generated ids after [CLS], up to and including [SEP]
     beam_score: float              # sum of log-probs of the returned beam (no length penalty)
     loo: dict[str, float]          # metric -> leave-one-out score S_i (0..1 scale; CIDEr-D 0..10)
-    rank: int                      # 1 = the ensemble's choice under the selecting metric
+    rank: int                      # 1 = the winner under the selection rule
+    grounding: float | None = None  # cosine of caption and video (meanP) by the text tower; None: no tower
 
 
 def model_captions(names, hyps, texts, outcome) -> list[ModelCaption]:
@@ -71,6 +72,8 @@ class CaptionResult:
     settings: dict[str, Any]                     # beam, max_frames, metric, decoders, device, ...
     zoo: dict[str, Any]                          # zoo name, description, per-model provenance
     video_info: dict[str, Any] = field(default_factory=dict)  # fps, duration, frame count, sha256
+    select: str = "consensus"                    # the selection rule (settings.SELECT_RULES)
+    selection: dict[str, Any] = field(default_factory=dict)  # consensus_winner, weight, scores, why no grounding
     schema: str = SCHEMA
     # Segmented runs (settings.segments != "none"): a caption per time span; the fields above then
     # describe the whole video, sampled as an unsegmented run samples it. None when not segmented.
@@ -87,16 +90,33 @@ class CaptionResult:
         return self.captions[self.winner].name
 
     def explain(self) -> str:
-        """One plain-language sentence on why the winner won."""
+        """One plain-language sentence on why the winner won, naming the vote and grounding."""
         w = self.captions[self.winner]
         name = METRIC_NAMES.get(self.metric, self.metric)
-        others = sorted((c for i, c in enumerate(self.captions) if i != self.winner),
-                        key=lambda c: -c.loo[self.metric])
+        n_others = len(self.captions) - 1
         same = [c.name for c in self.captions if c.caption == w.caption and c is not w]
-        text = (f"{w.name}'s caption won because it agrees best with the other {len(self.captions) - 1} "
-                f"captions: its leave-one-out {name} is {w.loo[self.metric]:.3f}")
-        if others:
-            text += f", ahead of {others[0].name} ({others[0].loo[self.metric]:.3f})"
+        vote = self.selection.get("consensus_winner", self.winner)
+        g = f"; grounding {w.grounding:.3f}" if w.grounding is not None else ""
+        if self.select == "grounding":
+            text = (f"{w.name}'s caption won because it matches the video best (grounding {w.grounding:.3f}, "
+                    f"the cosine of caption and video by the backbone's text tower); its leave-one-out {name} "
+                    f"is {w.loo[self.metric]:.3f}")
+        elif self.select == "combined":
+            text = (f"{w.name}'s caption won on agreement and grounding together "
+                    f"(z({name}) + {self.selection.get('weight', 0):g} z(grounding)): leave-one-out {name} "
+                    f"{w.loo[self.metric]:.3f}{g}")
+        else:
+            others = sorted((c for i, c in enumerate(self.captions) if i != self.winner),
+                            key=lambda c: -c.loo[self.metric])
+            text = (f"{w.name}'s caption won because it agrees best with the other {n_others} "
+                    f"captions: its leave-one-out {name} is {w.loo[self.metric]:.3f}")
+            if others:
+                text += f", ahead of {others[0].name} ({others[0].loo[self.metric]:.3f})"
+            text += g
+        if vote != self.winner:
+            v = self.captions[vote]
+            text += (f"; grounding overruled the vote, which picked {v.name} ({name} {v.loo[self.metric]:.3f}"
+                     + (f", grounding {v.grounding:.3f}" if v.grounding is not None else "") + ")")
         if same:
             text += f"; {', '.join(same)} produced the very same caption"
         return text + "."

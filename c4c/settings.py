@@ -12,8 +12,8 @@ from typing import Any
 
 from .errors import InputError
 
-__all__ = ["CaptionSettings", "Option", "parse_segments", "METRIC_NAMES", "METRICS", "PRECISIONS", "FPS_MODES", "CROPS", "MASKS",
-           "MIN_DECODERS", "VOTE_DECODERS"]
+__all__ = ["CaptionSettings", "Option", "parse_segments", "METRIC_NAMES", "METRICS", "PRECISIONS", "FPS_MODES", "CROPS",
+           "MASKS", "MIN_DECODERS", "VOTE_DECODERS", "SELECT_RULES"]
 
 # Metric key -> display name. The order is the tables' column order and the ensemble's tie-break order.
 METRIC_NAMES = {"cider": "CIDEr-D", "bleu4": "BLEU-4", "meteor": "METEOR", "rouge": "ROUGE-L"}
@@ -28,6 +28,9 @@ FPS_MODES = ("exact", "reference")
 CROPS = ("c4c", "repro")
 # Video mask conventions of the decoders (docs/reference.md, "Video mask").
 MASKS = ("repro", "frames", "ones")
+# Selection rules (vote/selection.py): the leave-one-out vote, the caption closest to the video by the
+# backbone's text tower, or both standardised and weighed (w from the zoo's manifest).
+SELECT_RULES = ("consensus", "grounding", "combined")
 MIN_DECODERS = 2   # a leave-one-out vote needs at least 2 captions
 VOTE_DECODERS = 3  # ... and 3 to mean anything: the app's floor
 # Segmented captioning (c4c/segments.py): "none" (one caption per video), "auto" (a caption per detected
@@ -68,6 +71,11 @@ def _opt(default, **option) -> Any:
 class CaptionSettings:
     metric: str = _opt("cider", choices=METRICS, label="Metric that selects the winner",
                        help="metric whose leave-one-out score picks the winner (default: cider = CIDEr-D)")
+    select: str = _opt("consensus", choices=SELECT_RULES, label="Selection rule",
+                       help="how the winner is chosen: consensus (the leave-one-out vote, the paper's), grounding "
+                            "(the caption closest to the video by the backbone's text tower) or combined (both, "
+                            "standardised, grounding weighed by the zoo's tuned w); the last two need a zoo with a "
+                            "text tower (default: consensus)")
     beam: int = _opt(5, bounds=(1, 20), page_max=10, label="Beam size (1 = greedy)",
                      help="beam width, 1 = greedy (default 5)")
     max_frames: int = _opt(20, bounds=(1, 512), label="Max frames (1 per second, sampled uniformly)",

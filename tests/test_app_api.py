@@ -26,7 +26,7 @@ def test_one_named_endpoint(running_app):
     api = client(running_app.url).view_api(print_info=False, return_format="dict")
     assert list(api["named_endpoints"]) == ["/caption", "/explore"]  # /explore: the Explore page (test_app_explore.py)
     params = [p["parameter_name"] for p in api["named_endpoints"]["/caption"]["parameters"]]
-    assert params == ["video", "metric", "beam", "max_frames", "decoders", "segments"]
+    assert params == ["video", "metric", "beam", "max_frames", "decoders", "segments", "select"]
 
 
 def test_segments_through_the_api(running_app):
@@ -77,6 +77,7 @@ def test_controls_are_honoured(running_app):
     ("long", {}, f"over the limit of {MAX_DURATION_S:g} s"),
     ("bars", {"decoders": "first two"}, "at least 3 decoders"),
     ("bars", {"metric": "spice"}, "spice"),
+    ("bars", {"select": "grounding"}, "no text tower"),  # the harness zoo has none: consensus only, and why
 ])
 def test_bad_input_gives_a_clear_message_and_the_server_keeps_serving(running_app, video, kw, message):
     from gradio_client.exceptions import AppError

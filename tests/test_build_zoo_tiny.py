@@ -38,13 +38,29 @@ def test_manifest_and_files(tiny_zoo):
 def test_evaluation_has_every_row(tiny_zoo):
     ev = read_manifest(tiny_zoo / "zoo")["evaluation"]
     kinds = [r["kind"] for r in ev["rows"]]
-    assert kinds == ["single"] * 5 + ["ensemble"] * 4 + ["oracle", "baseline"]
+    assert kinds == ["single"] * 5 + ["ensemble"] * 4 + ["selection"] * 3 + ["oracle", "baseline"]
+    # the consensus rule is the CIDEr-D vote, row for row
+    by_name = {r["name"]: r for r in ev["rows"]}
+    cons = by_name["select: consensus (CIDEr-D vote)"]
+    assert {k: v for k, v in cons.items() if k not in ("name", "kind")} == \
+        {k: v for k, v in by_name["ensemble (CIDEr-D vote)"].items() if k not in ("name", "kind")}
     assert ev["n_videos"] == 10 and 0.0 <= ev["disagreement"] <= 1.0
     for r in ev["rows"]:
         assert all(np.isfinite(r[k]) and r[k] >= 0 for k in ("bleu4", "meteor", "rouge_l", "cider"))
     singles = [r["cider"] for r in ev["rows"] if r["kind"] == "single"]
     oracle = next(r for r in ev["rows"] if r["kind"] == "oracle")
     assert oracle["cider"] >= max(singles) - 1e-6
+
+
+def test_text_tower_and_tuned_selection(tiny_zoo):
+    m = read_manifest(tiny_zoo / "zoo")
+    assert m["text_tower"]["file"] == "text_tower.safetensors" and m["text_tower"]["tokenizer"] == "words"
+    sel = m["selection"]
+    assert sel["combined_weight"] in [float(k) for k in sel["mean_cider_by_weight"]]
+    assert sel["tuned_on"].startswith("val split") and set(sel["val_cider"]) == {"consensus", "grounding", "combined"}
+    zoo = Zoo(tiny_zoo / "zoo")
+    assert zoo.text_tower is not None and zoo.text_tower.arch.embed_dim == zoo.backbone.embed_dim
+    assert f"w={sel['combined_weight']:g}" in " ".join(r["name"] for r in m["evaluation"]["rows"])
 
 
 def test_zoo_loads_and_evaluate_cli_matches(tiny_zoo, capsys):
@@ -67,3 +83,15 @@ def test_rerun_skips_finished_stages(tiny_zoo, capsys):
     out = capsys.readouterr().out
     assert out.count("up to date, skipped") == 7
     assert {p.name: p.stat().st_mtime_ns for p in (tiny_zoo / "zoo").glob("d*.safetensors")} == before
+
+
+def test_evaluate_tune_select_stores_w(tiny_zoo, capsys):
+    zoo = tiny_zoo / "zoo"
+    before = read_manifest(zoo)["selection"]
+    rc = main(["evaluate", "--zoo", str(zoo), "--features", str(tiny_zoo / "work" / "features.npz"),
+               "--annotations", str(tiny_zoo / "work" / "MSRVTT_data.json"), "--split", "val", "--beam", "2",
+               "--tune-select", "--quiet", "--threads", "1"])
+    assert rc == 0
+    after = read_manifest(zoo)["selection"]
+    assert after["combined_weight"] == before["combined_weight"] and after["val_cider"] == before["val_cider"]
+    assert "select: combined" in capsys.readouterr().out

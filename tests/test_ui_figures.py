@@ -34,7 +34,8 @@ def test_table_ranks_rows_stars_the_winner_and_puts_the_selecting_metric_first(m
     r = result(metric)
     headers, rows = view.table_headers(r), view.table_rows(r)
     assert headers[:4] == ["Rank", "Model", "Caption", METRIC_NAMES[metric]]
-    assert sorted(headers[3:]) == sorted(METRIC_NAMES.values())
+    assert sorted(headers[3:7]) == sorted(METRIC_NAMES.values()) and headers[7] == "Grounding"
+    assert all(row[7] is None for row in rows)  # no text tower in this result
     assert [row[0] for row in rows] == [1, 2, 3]
     assert rows[0][1] == f"{view.WINNER_MARK} {winner}"
     assert sum(row[1].startswith(view.WINNER_MARK) for row in rows) == 1

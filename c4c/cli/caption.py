@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
                         "patterns ('clips/**/*.mp4') or list files (.txt: one path per line)")
     p.add_argument("--zoo", default=os.environ.get("C4C_ZOO"),
                    help="model zoo folder (default: $C4C_ZOO, else the shipped weights/demo)")
-    add_settings_options(p, ("metric", "beam", "max_frames", "decoders", "fps_mode", "precision", "segments",
+    add_settings_options(p, ("select", "metric", "beam", "max_frames", "decoders", "fps_mode", "precision", "segments",
                              "min_segment_s", "max_segment_s", "max_duration_s"))
     p.add_argument("--srt", default=None, metavar="OUT.srt",
                    help="write subtitles: one cue per segment with its winning caption (one video only)")
@@ -60,14 +60,18 @@ def format_table(r: CaptionResult) -> str:
     """The human-readable report of one result."""
     metrics = [r.metric] + [m for m in METRIC_NAMES if m != r.metric]
     name_w = max(5, *(len(c.name) for c in r.captions))
-    head = f"  {'rank':<5} {'model':<{name_w}} " + " ".join(f"{METRIC_NAMES[m]:>8}" for m in metrics) + "  caption"
+    ground = any(c.grounding is not None for c in r.captions)
+    head = (f"  {'rank':<5} {'model':<{name_w}} " + " ".join(f"{METRIC_NAMES[m]:>8}" for m in metrics)
+            + (f" {'ground':>7}" if ground else "") + "  caption")
     lines = [f"{r.video}: {len(r.timestamps)} frames at "
              + ", ".join(f"{t:g}" for t in r.timestamps) + " s", head]
     for c in sorted(r.captions, key=lambda c: c.rank):
         mark = "*" if c.rank == 1 else " "
         lines.append(f"  {c.rank:<3}{mark}  {c.name:<{name_w}} "
-                     + " ".join(f"{c.loo[m]:8.3f}" for m in metrics) + f"  {c.caption}")
-    lines.append(f"  caption ({METRIC_NAMES[r.metric]} vote): {r.caption}")
+                     + " ".join(f"{c.loo[m]:8.3f}" for m in metrics)
+                     + (f" {c.grounding:7.3f}" if ground else "") + f"  {c.caption}")
+    rule = f"{METRIC_NAMES[r.metric]} vote" if r.select == "consensus" else f"{r.select} rule"
+    lines.append(f"  caption ({rule}): {r.caption}")
     lines.append(f"  why: {r.explain()}")
     lines.append("  timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in r.timings.items()))
     if r.segments is not None:
@@ -172,6 +176,9 @@ def run_batch(args) -> int:
     zoo_dir = Path(args.zoo or default_zoo_dir()).resolve()  # absolute: the same string on every engine/node
     manifest = read_manifest(zoo_dir)                         # fail on a broken zoo before anything else
     settings.check([d["name"] for d in manifest["decoders"]])
+    if settings.select != "consensus" and "text_tower" not in manifest:
+        raise InputError(f"--select {settings.select} needs grounding, but the zoo {zoo_dir} has no text tower; "
+                         "use --select consensus")
     videos = find_videos(args.videos)
     fmt = args.format or ("parquet" if args.out.endswith(".parquet") or Path(args.out).is_dir() else "jsonl")
     output = open_output(args.out, fmt, retry_errors=args.retry_errors)

@@ -28,6 +28,9 @@ def add_parser(sub) -> None:
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--beam", type=int, default=5, help="beam width (1 = greedy)")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
+    p.add_argument("--tune-select", action="store_true",
+                   help="tune the combined selection rule's w on this split (use --split val) and store it in the "
+                        "zoo's manifest ('selection'); needs a zoo with a text tower")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -43,7 +46,20 @@ def run(args) -> int:
         raise InputError(f"--beam must be >= 1, got {args.beam}")
     torch.set_num_threads(max(1, args.threads))
     log = (lambda s: print(s, file=sys.stderr)) if not args.quiet else None
-    ev = evaluate_zoo(args.zoo or default_zoo_dir(), args.features, args.annotations, split=args.split,
-                      beam=args.beam, progress=not args.quiet, log=log)
+    zoo_dir = args.zoo or default_zoo_dir()
+    tune = {} if args.tune_select else None
+    if tune is not None:
+        from ..zoo import read_manifest
+        if "text_tower" not in read_manifest(zoo_dir):
+            raise InputError(f"--tune-select needs a zoo with a text tower; {zoo_dir} has none")
+    ev = evaluate_zoo(zoo_dir, args.features, args.annotations, split=args.split,
+                      beam=args.beam, progress=not args.quiet, log=log, tune=tune)
     print(json.dumps(ev.to_json(), indent=2) if args.json else ev.table())
+    if tune:
+        from ..zoo import read_manifest, write_manifest
+        m = read_manifest(zoo_dir)
+        m.pop("format", None)
+        write_manifest(zoo_dir, {**m, "selection": tune})
+        print(f"selection: w = {tune['combined_weight']:g} ({tune['tuned_on']}); {args.split} CIDEr-D per rule "
+              f"{tune['val_cider']}; stored in {zoo_dir}/manifest.json", file=sys.stderr)
     return 0

@@ -76,6 +76,7 @@ def run(args) -> int:
         manifest["backbone"] = {"file": "backbone.safetensors", "provenance": prov}
         print(f"backbone: {src} -> backbone.safetensors (ViT patch {bb.arch.patch}, width {bb.arch.width}, "
               f"{bb.arch.layers} layers, {bb.image_size} px, {bb.embed_dim}-d embeddings)")
+        _import_text_tower(src, out, manifest, prov, args)
 
     if args.vocab:
         tok = Tokenizer.from_file(args.vocab)
@@ -121,6 +122,24 @@ def run(args) -> int:
         raise
     print(f"zoo written: {out / MANIFEST} ({len(manifest['decoders'])} decoders)")
     return 0
+
+
+def _import_text_tower(src: Path, out: Path, manifest: dict, prov: dict, args) -> None:
+    """The checkpoint's text tower, when it has one, as text_tower.safetensors (CLIP's BPE tokenizer):
+    it scores each caption against the video (grounding)."""
+    from ..errors import CheckpointError
+    from ..vision.text_tower import TextTower
+    try:
+        tower = TextTower.from_file(src, allow_torchscript=args.allow_torchscript)
+    except CheckpointError as e:
+        manifest.pop("text_tower", None)
+        print(f"text tower: none stored ({e}); captions will be selected by consensus only")
+        return
+    tower.save(out / "text_tower.safetensors", provenance=prov)
+    manifest["text_tower"] = {"file": "text_tower.safetensors", "provenance": prov, "tokenizer": tower.tokenizer}
+    a = tower.arch
+    print(f"text tower: {src} -> text_tower.safetensors (width {a.width}, {a.layers} layers, context {a.context}, "
+          f"{tower.tokenizer} tokenizer, {a.embed_dim}-d embeddings)")
 
 
 def _import_univl(src: Path, out: Path, manifest: dict, args) -> None:

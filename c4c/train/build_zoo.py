@@ -9,7 +9,9 @@ The CLIP4Caption recipe on c4c's synthetic shapes videos, end to end:
 5. idf          CIDEr-D document frequencies of the training captions (the ensemble's IDF)
 6. decoders     five TE 1 + TD 3 decoders that differ in seed, dropout, learning rate, epochs,
                 batch size and data order (so the ensemble has a choice to make)
-7. evaluate     Table 1 on the test split (`c4c.evaluate`), stored in the manifest
+7. evaluate     Table 1 on the test split (`c4c.evaluate`), stored in the manifest; with the backbone's
+                text tower (text_tower.safetensors), the combined selection rule's w tuned on val
+                (`train/selection_eval.py`) and a row per selection rule
 
 Intermediate files go to --work (default build/zoo), the zoo to --out. A stage whose outputs exist
 is skipped (so an interrupted build resumes); --force redoes everything, --redo STAGE redoes that
@@ -216,15 +218,28 @@ def build_zoo(out: str | Path, work: str | Path, recipe: ZooRecipe = FULL, size:
     if stage("decoders", not todo):
         timed("decoders", _train_decoders, recipe, p, todo, progress)
 
-    if stage("evaluate", p.evaluation.is_file()):
+    # The backbone's text tower goes into the zoo (grounding); the combined rule's w is tuned on val.
+    clip_full, text_entry = p.backbone_dir / "clip_full.safetensors", None
+    if clip_full.is_file():
+        from ..vision.text_tower import TextTower, save_text_tower_from_clip_full
+        text_entry = save_text_tower_from_clip_full(clip_full, p.out / "text_tower.safetensors")
+    selection_file = p.work / "selection.json"
+    if stage("evaluate", p.evaluation.is_file() and (text_entry is None or selection_file.is_file())):
         from .evaluate import evaluate_models
         from ..features.files import load_features
         from ..vote.idf import IdfTable
         from ..captioning.tokenizer import Tokenizer
         models = {n: _load_decoder(p.decoder(n))[0] for n, _ in recipe.decoders}
-        ev = timed("evaluate", evaluate_models, models, Tokenizer.from_file(p.vocab), IdfTable.load(p.idf),
-                   load_features(p.features), ann, split="test", beam=recipe.beam, progress=progress,
-                   log=log)
+        tok, idf, feats = Tokenizer.from_file(p.vocab), IdfTable.load(p.idf), load_features(p.features)
+        tower, weight = None, 1.0
+        if text_entry is not None and ann.ids("val"):
+            tower, tune = TextTower.from_file(p.out / "text_tower.safetensors"), {}
+            timed("tune_select", evaluate_models, models, tok, idf, feats, ann, split="val", beam=recipe.beam,
+                  progress=progress, log=log, text_tower=tower, tune=tune)
+            selection_file.write_text(json.dumps(tune, indent=1) + "\n")
+            weight = tune["combined_weight"]
+        ev = timed("evaluate", evaluate_models, models, tok, idf, feats, ann, split="test", beam=recipe.beam,
+                   progress=progress, log=log, text_tower=tower, weight=weight)
         p.evaluation.write_text(json.dumps(ev.to_json(), indent=1) + "\n")
         # Every row's caption per test video, for looking at what the ensemble chose (not shipped).
         (p.work / "evaluation_captions.json").write_text(json.dumps(
@@ -245,6 +260,8 @@ def build_zoo(out: str | Path, work: str | Path, recipe: ZooRecipe = FULL, size:
         "vocab": p.vocab.name,
         "idf": p.idf.name,
         "evaluation": evaluation,
+        **({"text_tower": text_entry} if text_entry else {}),
+        **({"selection": json.loads(selection_file.read_text())} if text_entry and selection_file.is_file() else {}),
         "build": {"command": f"python -m c4c build-zoo --out {out} --size {size}",
                   "counts": asdict(recipe.counts), "beam": recipe.beam,
                   "stage_seconds": timings, "seconds": round(time.time() - t_all, 1)},

@@ -44,7 +44,7 @@ _ATTR_COLUMNS = (("Col", "colour"), ("Shape", "shape"), ("Event", "event"), ("Al
 @dataclass(frozen=True)
 class EvalRow:
     name: str
-    kind: str        # "single" | "ensemble" | "oracle" | "baseline"
+    kind: str        # "single" | "ensemble" | "selection" | "oracle" | "baseline"
     bleu4: float     # x100, corpus BLEU-4
     meteor: float    # x100
     rouge_l: float   # x100, mean ROUGE-L
@@ -186,9 +186,12 @@ def score_rows(refs: Sequence[Sequence[str]], per_decoder: Mapping[str, Sequence
 
 def evaluate_models(models: Mapping[str, object], tokenizer, idf, features: Mapping[str, np.ndarray], ann,
                     split: str = "test", beam: int = 5, progress: bool = True,
-                    log: Callable[[str], None] | None = print, labels: Sequence[dict] | None = None) -> Evaluation:
+                    log: Callable[[str], None] | None = print, labels: Sequence[dict] | None = None,
+                    text_tower=None, weight: float = 1.0, tune: dict | None = None) -> Evaluation:
     """Decode `split` with every model and score all rows (see the module docstring). `labels`
-    (one per video of the split) default to `clip_labels` of the annotations' source file."""
+    (one per video of the split) default to `clip_labels` of the annotations' source file. With a
+    `text_tower`, rows per selection rule too (train/selection_eval.py; combined with `weight`), and
+    when `tune` is a dict it receives the manifest's "selection" entry tuned on this split."""
     from ..errors import InputError
     ids = ann.ids(split)
     if not ids:
@@ -208,6 +211,18 @@ def evaluate_models(models: Mapping[str, object], tokenizer, idf, features: Mapp
         labels = clip_labels(ids, ann.source)
     rows, chosen, disagreement = score_rows(refs, per_decoder, idf, most_frequent_caption(train_caps), log=log,
                                             labels=labels)
+    if text_tower is not None and len(per_decoder) >= 2:
+        from .selection_eval import caption_groundings, rule_rows, tune_selection
+        groundings = caption_groundings(text_tower, features, ids, per_decoder)
+        if tune is not None:
+            tune.update(tune_selection(refs, per_decoder, groundings, idf, split, beam))
+            weight = tune["combined_weight"]
+        more, more_chosen = rule_rows(refs, per_decoder, groundings, idf, weight)
+        if labels is not None:
+            from ..synth.parse import attribute_report
+            more = [replace(r, attributes=attribute_report(more_chosen[r.name], labels)) for r in more]
+        rows[-2:-2] = more  # before the oracle and the baseline
+        chosen.update(more_chosen)
     oracle = None
     if labels is not None:
         from ..synth.parse import oracle_report
@@ -216,7 +231,8 @@ def evaluate_models(models: Mapping[str, object], tokenizer, idf, features: Mapp
 
 
 def evaluate_zoo(zoo_dir, features_path, annotations_path, split: str = "test", beam: int = 5,
-                 progress: bool = True, log: Callable[[str], None] | None = print) -> Evaluation:
+                 progress: bool = True, log: Callable[[str], None] | None = print,
+                 tune: dict | None = None) -> Evaluation:
     """Load a zoo, the features and the annotations, and evaluate (`python -m c4c evaluate`)."""
     from ..features.files import load_features
     from .caption_data import load_annotations
@@ -225,4 +241,5 @@ def evaluate_zoo(zoo_dir, features_path, annotations_path, split: str = "test", 
     ann = load_annotations(annotations_path)
     feats = load_features(features_path)
     return evaluate_models(zoo.decoders, zoo.tokenizer, zoo.idf, feats, ann, split=split, beam=beam,
-                           progress=progress, log=log)
+                           progress=progress, log=log, text_tower=zoo.text_tower,
+                           weight=float(zoo.selection.get("combined_weight", 1.0)), tune=tune)

@@ -27,18 +27,23 @@ def loo_figure(r: CaptionResult) -> Figure:
     metrics = metric_order(r.metric)
     names = [c.name for c in r.captions]
     n = len(names)
-    fig = Figure(figsize=(7.5, 2.2 + 0.55 * n), layout="constrained")
-    axes = fig.subplots(2, 2).ravel()
+    grounded = all(c.grounding is not None for c in r.captions)
+    rows = 3 if grounded else 2  # grounding: a fifth panel, the caption-video cosine
+    fig = Figure(figsize=(7.5, (2.2 + 0.55 * n) * rows / 2), layout="constrained")
+    axes = fig.subplots(rows, 2).ravel()
+    if grounded:
+        axes[-1].set_visible(False)
+        metrics = metrics + ["grounding"]
     y = np.arange(n)
     for ax, m in zip(axes, metrics):
-        vals = np.array([c.loo[m] for c in r.captions], dtype=float)
+        vals = np.array([c.grounding if m == "grounding" else c.loo[m] for c in r.captions], dtype=float)
         bars = ax.barh(y, vals, color=[WINNER_COLOR if i == r.winner else OTHER_COLOR for i in range(n)])
         best = int(np.argmax(vals))
         if vals[best] > 0:  # an all-zero panel has no best caption
             bars[best].set_edgecolor(BEST_EDGE)
             bars[best].set_linewidth(1.5)
         top = max(float(vals.max()), MIN_SPAN.get(m, 0.05))
-        ax.set_xlim(0, top * 1.3)
+        ax.set_xlim(min(0.0, float(vals.min()) * 1.3), top * 1.3)  # a cosine may be negative
         for yi, v in zip(y, vals):
             ax.text(v + top * 0.02, yi, f"{v:.3f}", va="center", fontsize=8)
         ax.set_yticks(y, labels=names, fontsize=8)
@@ -47,8 +52,9 @@ def loo_figure(r: CaptionResult) -> Figure:
             if i == r.winner:
                 lab.set_fontweight("bold")
                 lab.set_color(WINNER_COLOR)
-        selects = m == r.metric
-        ax.set_title(METRIC_NAMES[m] + (" (selects the winner)" if selects else ""), fontsize=10,
+        selects = (m == r.metric and r.select != "grounding") or (m == "grounding" and r.select != "consensus")
+        title = "Grounding (caption vs video)" if m == "grounding" else METRIC_NAMES[m]
+        ax.set_title(title + (" (selects the winner)" if selects else ""), fontsize=10,
                      fontweight="bold" if selects else "normal")
         ax.tick_params(axis="x", labelsize=8)
         ax.grid(axis="x", alpha=0.3)

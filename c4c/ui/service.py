@@ -114,8 +114,15 @@ class CaptionService:
         self.min_decoders: int = min(self.config.min_decoders, len(self.names))
 
     def settings(self, metric: str, beam, max_frames, decoders: Sequence[str] | None,
-                 segments: str = "none") -> CaptionSettings:
+                 segments: str = "none", select: str | None = None) -> CaptionSettings:
         """Controls -> CaptionSettings; InputError on anything out of range."""
+        select = select or CaptionSettings.default("select")
+        rules = CaptionSettings.option("select").choices
+        if select not in rules:
+            raise InputError(f"unknown selection rule {select!r}; choose one of {', '.join(rules)}")
+        if select != "consensus" and self.pipeline.zoo.text_tower is None:
+            raise InputError(f"the {select} rule needs grounding, but {self.pipeline.zoo.no_grounding}; "
+                             "choose consensus")
         if metric not in METRIC_NAMES:
             raise InputError(f"unknown metric {metric!r}; choose one of {', '.join(METRIC_NAMES)}")
         beam, max_frames = _whole(beam, "beam size"), _whole(max_frames, "max frames")
@@ -132,7 +139,7 @@ class CaptionService:
         segments = (segments or "none").strip().lower()
         parse_segments(segments)
         cap = self.config.max_duration_s if segments == "none" else self.config.max_segmented_duration_s
-        return CaptionSettings(metric=metric, beam=beam, max_frames=max_frames,
+        return CaptionSettings(select=select, metric=metric, beam=beam, max_frames=max_frames,
                                decoders=None if chosen == self.names else tuple(chosen),
                                max_duration_s=cap, segments=segments)
 
@@ -150,10 +157,12 @@ class CaptionService:
 
     def caption(self, video, metric: str = CaptionSettings.default("metric"), beam=CaptionSettings.default("beam"),
                 max_frames=CaptionSettings.default("max_frames"), decoders: Sequence[str] | None = None,
-                progress: Callable[[float, str], None] | None = None, segments: str = "none"):
+                progress: Callable[[float, str], None] | None = None, segments: str = "none",
+                select: str | None = None):
         """(CaptionResult, gallery thumbnails, {segment index: thumbnail}) for one request (the last is
         empty without segments). Raises C4CError on bad input."""
-        settings = self.settings(metric, beam, max_frames, decoders if decoders is not None else self.names, segments)
+        settings = self.settings(metric, beam, max_frames, decoders if decoders is not None else self.names, segments,
+                                 select)
         path = self.check_video(video)
         seg_thumbs: dict = {}
         try:

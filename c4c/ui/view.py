@@ -19,7 +19,8 @@ __all__ = ["metric_order", "table_rows", "table_headers", "styled_table", "winne
 
 WINNER_MARK = "\u2605"  # star before the winner's name: the highlight survives copy-paste and colour blindness
 WINNER_STYLE = "background-color: #fff3b0; color: #1a1a1a; font-weight: 700"
-COLUMN_WIDTHS = ["7%", "14%", "39%", "10%", "10%", "10%", "10%"]  # rank, model, caption, 4 scores
+COLUMN_WIDTHS = ["6%", "12%", "36%", "9%", "9%", "9%", "9%", "10%"]  # rank, model, caption, 4 scores, grounding
+NO_SCORE = "\u2013"  # shown where a zoo has no text tower, so no grounding
 THUMB_SHORT_SIDE = 224  # gallery thumbnails: the size CLIP sees, small enough for per-session state
 
 
@@ -29,15 +30,17 @@ def metric_order(selected: str) -> list[str]:
 
 
 def table_headers(r: CaptionResult) -> list[str]:
-    return ["Rank", "Model", "Caption"] + [METRIC_NAMES[m] for m in metric_order(r.metric)]
+    return ["Rank", "Model", "Caption"] + [METRIC_NAMES[m] for m in metric_order(r.metric)] + ["Grounding"]
 
 
 def table_rows(r: CaptionResult) -> list[list]:
-    """One row per decoder, best-ranked first: rank, model (starred if it won), caption, LOO scores."""
+    """One row per decoder, best-ranked first: rank, model (starred if it won), caption, LOO scores,
+    grounding (None without a text tower)."""
     rows = []
     for i, c in sorted(enumerate(r.captions), key=lambda ic: ic[1].rank):
         name = f"{WINNER_MARK} {c.name}" if i == r.winner else c.name
-        rows.append([c.rank, name, c.caption] + [round(float(c.loo[m]), 4) for m in metric_order(r.metric)])
+        rows.append([c.rank, name, c.caption] + [round(float(c.loo[m]), 4) for m in metric_order(r.metric)]
+                    + [None if c.grounding is None else round(float(c.grounding), 4)])
     return rows
 
 
@@ -52,22 +55,28 @@ def styled_table(r: CaptionResult):
     def highlight(row):
         return [WINNER_STYLE if row.name == win_row else ""] * len(row)
 
-    return df.style.apply(highlight, axis=1).format({c: "{:.3f}" for c in score_cols})
+    return df.style.apply(highlight, axis=1).format({c: "{:.3f}" for c in score_cols}, na_rep=NO_SCORE)
 
 
 def winner_html(r: CaptionResult) -> str:
-    """The ensemble's caption, large, with the model that wrote it and the metric that chose it."""
+    """The ensemble's caption, large, with the model that wrote it and the rule that chose it."""
+    metric = html.escape(METRIC_NAMES.get(r.metric, r.metric))
+    how = {"grounding": "grounding (caption-video similarity)",
+           "combined": f"leave-one-out {metric} and grounding combined"}.get(r.select, f"leave-one-out {metric}")
     return (f'<div class="c4c-winner" id="c4c-winner"><div class="c4c-winner-caption">{html.escape(r.caption)}</div>'
-            f'<div class="c4c-winner-meta">by <b>{html.escape(r.winner_name)}</b>, chosen by leave-one-out '
-            f"{html.escape(METRIC_NAMES.get(r.metric, r.metric))} among {len(r.captions)} decoders</div></div>")
+            f'<div class="c4c-winner-meta">by <b>{html.escape(r.winner_name)}</b>, chosen by {how} '
+            f"among {len(r.captions)} decoders</div></div>")
 
 
 def why_markdown(r: CaptionResult) -> str:
     """CaptionResult.explain(), plus the tie-break when the selecting scores tie at the top."""
     text = f"**Why this caption won:** {r.explain()}"
-    top = sorted((c.loo[r.metric] for c in r.captions), reverse=True)
+    scores = r.selection.get("scores") if r.select != "consensus" else None
+    top = sorted(scores or (c.loo[r.metric] for c in r.captions), reverse=True)
     if len(top) > 1 and top[0] - top[1] < 1e-9:
         text += f" Scores tie at the top, so: {readable_tie_break(r)}."
+    if r.selection.get("no_grounding"):
+        text += f" *No grounding column: {r.selection['no_grounding']}.*"
     return text
 
 

@@ -62,6 +62,10 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     if len(set(map(str, names))) != len(names) or not all(isinstance(n, str) and n for n in names):
         raise ZooError(f"{path}: decoder names must be unique non-empty strings, got {names}")
     files = [m["backbone"]["file"], m["vocab"], m["idf"]] + [d["file"] for d in m["decoders"]]
+    if "text_tower" in m:  # optional: the backbone's text tower, for grounding (vision/text_tower.py)
+        if not isinstance(m["text_tower"], dict) or "file" not in m["text_tower"]:
+            raise ZooError(f"{path}: 'text_tower' must be an object with a 'file' entry, got {_short(m['text_tower'])}")
+        files.append(m["text_tower"]["file"])
     for f in files:
         _check_name(path, folder, f)
         if not (folder / f).is_file():
@@ -136,6 +140,18 @@ class Zoo:
         except Exception as e:
             raise ZooError(f"{self.folder / m['idf']}: unreadable IDF table ({e})") from None
         self.backbone = Backbone.from_file(self.folder / m["backbone"]["file"], device=device)
+        self.text_tower, self.no_grounding = None, ""  # no_grounding: why there is no grounding score
+        if "text_tower" in m:
+            from ..vision.text_tower import TextTower
+            path = self.folder / m["text_tower"]["file"]
+            self.text_tower = TextTower.from_file(path)
+            if self.text_tower.arch.embed_dim != self.backbone.embed_dim:
+                raise ZooError(f"{path}: the text tower embeds in {self.text_tower.arch.embed_dim}-d but the "
+                               f"backbone in {self.backbone.embed_dim}-d; they do not belong together")
+        else:
+            self.no_grounding = ("this zoo has no text tower (manifest 'text_tower'), so captions cannot be "
+                                 "scored against the video; only the consensus vote selects")
+        self.selection: dict[str, Any] = dict(m.get("selection", {}))  # {"combined_weight", "default", ...}
         self.entries = [DecoderEntry(d["name"], d["file"], d.get("provenance"), dict(d.get("settings", {})))
                         for d in m["decoders"]]
         self.decoders: dict[str, CaptionModel] = {}
@@ -168,4 +184,5 @@ class Zoo:
             "description": self.description,
             "backbone": self.manifest["backbone"].get("provenance"),
             "decoders": {e.name: e.provenance for e in self.entries},
+            "text_tower": self.manifest.get("text_tower", {}).get("provenance") if self.text_tower else None,
         }
