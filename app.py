@@ -27,7 +27,7 @@ except ImportError:
 import gradio as gr
 
 from c4c.errors import C4CError
-from c4c.result import CaptionResult
+from c4c.result import SCHEMA, CaptionResult
 from c4c.settings import METRIC_NAMES, CaptionSettings
 from c4c.ui import figures, timeline, view
 from c4c.ui.service import AppConfig, CaptionService, examples_cache, examples_cache_dir
@@ -37,6 +37,7 @@ EXAMPLES_DIR = ROOT / "examples"
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov")
 # ZeroGPU runs the decorated function in another process: a progress callback cannot cross over.
 ZERO_GPU = os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")
+N_BASIC = 8  # the whole-video panels: winner, why, table, frames, two plots, timings, download
 TITLE = "c4c: CLIP4Caption ensemble explorer"
 INTRO = """# c4c: CLIP4Caption, with an ensemble you can inspect
 Drop a video. Frames sampled at 1 fps go through a CLIP ViT; several caption decoders each write a
@@ -120,6 +121,12 @@ def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] |
         result, thumbs, seg_thumbs = caption(video, metric, beam, max_frames, decoders, segments, select, progress)
         return (result, *render(result, thumbs, seg_thumbs))
 
+    def caption_example(video, metric, beam, max_frames, decoders, segments="none", select="consensus",
+                        progress=gr.Progress()):
+        """An example's outputs: the whole-video panels only (examples are not segmented, and Gradio's
+        example cache cannot store the segment panels' empty values)."""
+        return caption_and_render(video, metric, beam, max_frames, decoders, segments, select, progress)[:1 + N_BASIC]
+
     with gr.Blocks(title=TITLE, delete_cache=(1800, 3600)) as demo:
         gr.Markdown(INTRO)
         gr.Markdown(view.zoo_markdown(pipeline.zoo.summary(), pipeline.zoo.manifest.get("evaluation")))
@@ -191,10 +198,11 @@ def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] |
         if examples:
             # Under the controls. Rows carry the default controls, so a cached result matches the page;
             # the cache folder is keyed by the zoo's and examples' fingerprint, so it is never stale.
-            with left, examples_cache(examples_cache_dir(pipeline.zoo, examples)):
+            layout = f"{SCHEMA}:{len(inputs)} inputs:{1 + N_BASIC} outputs"
+            with left, examples_cache(examples_cache_dir(pipeline.zoo, examples, layout=layout)):
                 gr.Examples([[str(p), default("metric"), default("beam"), min(default("max_frames"), service.max_frames_cap),
                               names, default("segments"), default("select")] for p in examples],
-                            inputs, [result_json, *shown], fn=caption_and_render, cache_examples=True,
+                            inputs, [result_json, *shown[:N_BASIC]], fn=caption_example, cache_examples=True,
                             cache_mode="lazy", visible_columns=[0], example_labels=[p.stem for p in examples],
                             label="Examples (click one)")
     with demo.route("Explore", "/explore"):

@@ -180,13 +180,15 @@ class CaptionService:
         return result, thumbnails(frames.images, frames.timestamps, frames.indices), seg_thumbs
 
 
-def examples_cache_dir(zoo, examples: Sequence[str | os.PathLike], base: str | os.PathLike | None = None) -> Path:
-    """Where Gradio keeps the cached example results: one folder per (zoo, examples) fingerprint, so
-    retraining the zoo or changing an example never serves stale captions. `base` defaults to
-    $GRADIO_EXAMPLES_CACHE, else Gradio's `.gradio/cached_examples`."""
+def examples_cache_dir(zoo, examples: Sequence[str | os.PathLike], base: str | os.PathLike | None = None,
+                       layout: str = "") -> Path:
+    """Where Gradio keeps the cached example results: one folder per (zoo, examples, page layout)
+    fingerprint, so retraining the zoo, changing an example or adding an output to the page never
+    serves a stale or mis-shaped cache. `base` defaults to $GRADIO_EXAMPLES_CACHE, else Gradio's
+    `.gradio/cached_examples`; `layout` names the page's inputs and outputs."""
     import hashlib
     base = Path(base or os.environ.get("GRADIO_EXAMPLES_CACHE", ".gradio/cached_examples"))
-    h = hashlib.sha256()
+    h = hashlib.sha256(layout.encode())
     folder = Path(zoo.folder)
     h.update((folder / "manifest.json").read_bytes())
     for f in sorted(p for p in folder.iterdir() if p.is_file()):
