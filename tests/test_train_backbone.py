@@ -108,7 +108,7 @@ def test_tiny_training_run_writes_a_backbone_the_loader_reads_exactly(tmp_path):
     report = train_backbone(tmp_path, TINY, cache_dir=tmp_path / "cache", progress=False, workers=0)
     assert [h["step"] for h in report["history"]] == list(range(TINY.eval_every, TINY.steps + 1, TINY.eval_every))
     assert all(np.isfinite(h["loss"]) for h in report["history"])
-    assert set(report["final"]["probe"]) >= {"shape", "colour", "pos_px", "turn_deg"}  # the held-out read-out
+    assert set(report["final"]["probe"]) >= {"shape", "colour", "pos_px", "turn_deg", "patch"}  # held-out read-out
     assert 0 <= report["final"]["t2v_r1"] <= 100
     meta = read_safetensors_metadata(tmp_path / "clip_full.safetensors")
     assert meta["format"] == "c4c-clip-full" and "ball" in meta["vocab"]

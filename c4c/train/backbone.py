@@ -121,19 +121,12 @@ def _evaluate(model: CLIP, heads, val: FrameSet, probe, tok: WordTokenizer) -> d
     model.eval()
     with torch.inference_mode():
         text = model.encode_text(tok.batch([c[0] for c in val.captions], model.cfg.context)).float()
-        probe_scores = heads.scores(model.encode_image(normalize(probe.crops)), targets_to_torch(probe.targets))
+        targets, tokens = targets_to_torch(probe.targets), model.visual.tokens(normalize(probe.crops))
+        probe_scores = {**heads.scores(model.visual.embed(tokens), targets),
+                        "patch": heads.patch_accuracy(tokens[:, 1:], targets)}
     metrics = {**retrieval_metrics(embed_videos(model, val), text), "probe": probe_scores}
     model.train()
     return metrics
-
-
-def _patch_accuracy(model: CLIP, heads, probe) -> float:
-    from .frame_heads import targets_to_torch
-    model.eval()
-    with torch.inference_mode():
-        acc = heads.patch_accuracy(model.visual.tokens(normalize(probe.crops))[:, 1:], targets_to_torch(probe.targets))
-    model.train()
-    return acc
 
 
 def _param_groups(model: CLIP, weight_decay: float) -> list[dict]:
@@ -232,7 +225,6 @@ def train_backbone(out_dir: str | Path, cfg: BackboneTrainConfig = BackboneTrain
                              "torch_rng": torch.get_rng_state(), "history": history,
                              "spent": {"wall": spent["wall"] + time.time() - t_start,
                                        "cpu": spent["cpu"] + time.process_time() - cpu_start}})
-        metrics["probe"]["patch"] = _patch_accuracy(model, heads, probe)
         if progress:
             p = metrics["probe"]
             tqdm.write(f"step {step}: loss {metrics['loss']:.3f}  val t2v R@1 {metrics['t2v_r1']:.1f}  probe: shape "

@@ -249,6 +249,22 @@ def _decode(src: Path, path: Path, vr, indices: list[int], max_short_side: int |
     return images, kept, (src_h, src_w), notes
 
 
+def second_grid(path: Path, vr, fps_mode: str, max_duration_s: float | None):
+    """(n_frames, fps, fps note, frame times or None, duration s, indices of the 1-fps frames) of an
+    opened reader; VideoError for a video with no frames or over `max_duration_s`, before decoding."""
+    n_total = len(vr)
+    if n_total <= 0:
+        raise VideoError(f"{path}: the video has no frames; re-export it")
+    fps, fps_note = _frame_rate(vr)
+    pts = _frame_times(vr, fps) if fps_mode == "exact" else None
+    duration = n_total / fps if pts is None else _vfr_duration(pts)
+    if max_duration_s is not None and duration > max_duration_s:
+        raise VideoError(f"{path}: the video is {duration:.1f} s long, over the limit of {max_duration_s:g} s; "
+                         f"trim it (e.g. ffmpeg -i IN -t {max_duration_s:g} OUT.mp4) or raise the limit")
+    indices = _vfr_indices(pts) if pts is not None else sample_indices(n_total, fps, fps_mode)
+    return n_total, fps, fps_note, pts, duration, indices
+
+
 def sample_frames(path: str | os.PathLike, max_frames: int | None = 20, fps_mode: str = "exact",
                   max_duration_s: float | None = None,
                   max_short_side: int | None = DEFAULT_MAX_SHORT_SIDE) -> SampledFrames:
@@ -267,16 +283,7 @@ def sample_frames(path: str | os.PathLike, max_frames: int | None = 20, fps_mode
     _check_file(path)
     with ExitStack() as stack:
         src, vr, open_note = _open(path, stack, max_duration_s)
-        n_total = len(vr)
-        if n_total <= 0:
-            raise VideoError(f"{path}: the video has no frames; re-export it")
-        fps, fps_note = _frame_rate(vr)
-        pts = _frame_times(vr, fps) if fps_mode == "exact" else None
-        duration = n_total / fps if pts is None else _vfr_duration(pts)
-        if max_duration_s is not None and duration > max_duration_s:
-            raise VideoError(f"{path}: the video is {duration:.1f} s long, over the limit of {max_duration_s:g} s; "
-                             f"trim it (e.g. ffmpeg -i IN -t {max_duration_s:g} OUT.mp4) or raise the limit")
-        candidates = _vfr_indices(pts) if pts is not None else sample_indices(n_total, fps, fps_mode)
+        n_total, fps, fps_note, pts, duration, candidates = second_grid(path, vr, fps_mode, max_duration_s)
         indices = [candidates[i] for i in uniform_subsample(len(candidates), max_frames)]
         size = _probe_size(src)
         images, indices, src_size, decode_notes = _decode(src, path, vr, indices, max_short_side, size, n_total)

@@ -22,8 +22,7 @@ import numpy as np
 
 from ..errors import InputError, VideoError
 from ..settings import FPS_MODES
-from .frames import (DEFAULT_MAX_SHORT_SIDE, _decode, _frame_rate, _frame_times, _vfr_duration, _vfr_indices,
-                     sample_indices)
+from .frames import DEFAULT_MAX_SHORT_SIDE, _decode, second_grid
 from .probe import _check_file, _open, _probe_size, _reader
 
 __all__ = ["SecondsInfo", "decode_seconds", "gaps_of"]
@@ -78,16 +77,7 @@ def decode_seconds(path: str | os.PathLike, on_chunk: OnChunk, fps_mode: str = "
     notes: list[str] = []
     with ExitStack() as stack:
         src, vr, open_note = _open(path, stack, max_duration_s)
-        n_total = len(vr)
-        if n_total <= 0:
-            raise VideoError(f"{path}: the video has no frames; re-export it")
-        fps, fps_note = _frame_rate(vr)
-        pts = _frame_times(vr, fps) if fps_mode == "exact" else None
-        duration = n_total / fps if pts is None else _vfr_duration(pts)
-        if max_duration_s is not None and duration > max_duration_s:
-            raise VideoError(f"{path}: the video is {duration:.1f} s long, over the limit of {max_duration_s:g} s; "
-                             f"trim it (e.g. ffmpeg -i IN -t {max_duration_s:g} OUT.mp4) or raise the limit")
-        indices = _vfr_indices(pts) if pts is not None else sample_indices(n_total, fps, fps_mode)
+        n_total, fps, fps_note, pts, duration, indices = second_grid(path, vr, fps_mode, max_duration_s)
         times = [float(pts[i]) for i in indices] if pts is not None else [i / fps for i in indices]
         if on_start is not None:
             on_start(list(indices), duration)
