@@ -31,6 +31,7 @@ from c4c.result import SCHEMA, CaptionResult
 from c4c.settings import METRIC_NAMES, CaptionSettings
 from c4c.ui import figures, timeline, view
 from c4c.ui.service import AppConfig, CaptionService, examples_cache, examples_cache_dir
+from c4c.zoo import default_select
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES_DIR = ROOT / "examples"
@@ -55,8 +56,6 @@ def load_pipeline(warm: bool = True):
     from c4c.pipeline import Pipeline
     from c4c.ui.hub import resolve_zoo
     from c4c.ui.service import warm_up
-    from c4c.vote.metrics import start_meteor
-    start_meteor()  # METEOR's JVM loads its tables while the models load (the warm-up then waits less)
     pipeline = Pipeline.from_zoo(resolve_zoo(), device="auto")
     if warm:
         warm_up(pipeline)
@@ -77,13 +76,14 @@ def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] |
     examples = example_videos() if examples is None else examples
 
     @gpu
-    def caption(video, metric, beam, max_frames, decoders, segments="none", select="consensus", progress=gr.Progress()):
+    def caption(video, metric, beam, max_frames, decoders, segments="none", select="auto", scores=None,
+                progress=gr.Progress()):
         """Caption a video with every chosen decoder (and, with segments, every segment of it); returns
         the whole result as JSON."""
         report = None if ZERO_GPU else (lambda frac, text: progress(frac, desc=text))
         try:
             result, thumbs, seg_thumbs = service.caption(video, metric, beam, max_frames, decoders, progress=report,
-                                                         segments=segments, select=select)
+                                                         segments=segments, select=select, scores=scores)
         except C4CError as e:  # the user's input, not a bug: one clear line in the page
             raise gr.Error(str(e), print_exception=False) from None
         return result.to_dict(), thumbs, seg_thumbs
@@ -116,16 +116,18 @@ def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] |
                  f"{len(s.timestamps)} frames): {view.why_markdown(seg).removeprefix('**Why this caption won:** ')}")
         return title, view.styled_table(seg), figures.agreement_figure(seg)
 
-    def caption_and_render(video, metric, beam, max_frames, decoders, segments="none", select="consensus",
+    def caption_and_render(video, metric, beam, max_frames, decoders, segments="none", select="auto", scores=None,
                            progress=gr.Progress()):
-        result, thumbs, seg_thumbs = caption(video, metric, beam, max_frames, decoders, segments, select, progress)
+        result, thumbs, seg_thumbs = caption(video, metric, beam, max_frames, decoders, segments, select, scores,
+                                             progress)
         return (result, *render(result, thumbs, seg_thumbs))
 
-    def caption_example(video, metric, beam, max_frames, decoders, segments="none", select="consensus",
+    def caption_example(video, metric, beam, max_frames, decoders, segments="none", select="auto", scores=None,
                         progress=gr.Progress()):
         """An example's outputs: the whole-video panels only (examples are not segmented, and Gradio's
         example cache cannot store the segment panels' empty values)."""
-        return caption_and_render(video, metric, beam, max_frames, decoders, segments, select, progress)[:1 + N_BASIC]
+        return caption_and_render(video, metric, beam, max_frames, decoders, segments, select, scores,
+                                  progress)[:1 + N_BASIC]
 
     with gr.Blocks(title=TITLE, delete_cache=(1800, 3600)) as demo:
         gr.Markdown(INTRO)
@@ -151,7 +153,12 @@ def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] |
                 grounded = pipeline.zoo.text_tower is not None  # without a text tower: consensus only, and why
                 select = gr.Radio(list(opt("select").choices),
                                   value=default("select"), label=opt("select").label, interactive=grounded,
-                                  info=None if grounded else pipeline.zoo.no_grounding, elem_id="c4c-select")
+                                  info=f"auto: this zoo's rule, {default_select(pipeline.zoo.manifest)} (the best on "
+                                       "its validation split)" if grounded else pipeline.zoo.no_grounding,
+                                  elem_id="c4c-select")
+                scores = gr.CheckboxGroup([(METRIC_NAMES[key], key) for key in METRIC_NAMES], value=list(default("scores")),
+                                          label=opt("scores").label, elem_id="c4c-scores",
+                                          info="METEOR starts a Java process: the first request with it takes ~6 s more")
                 run = gr.Button("Caption", variant="primary", elem_id="c4c-run")
             with gr.Column(scale=3, min_width=480):
                 winner = gr.HTML(elem_id="c4c-winner-box")
@@ -188,7 +195,7 @@ def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] |
             result_json = gr.JSON(label="Result")
         thumbs_state, seg_thumbs_state = gr.State(), gr.State()
 
-        inputs = [video, metric, beam, max_frames, decoders, segments, select]
+        inputs = [video, metric, beam, max_frames, decoders, segments, select, scores]
         shown = [winner, why, table, gallery, loo_plot, heat_plot, timings, download, timeline_box, seg_summary,
                  timeline_table, timeline_thumbs, srt_file, vtt_file, seg_title, seg_table, seg_heat]
         run.click(caption, inputs, [result_json, thumbs_state, seg_thumbs_state], api_name="caption") \
@@ -201,7 +208,7 @@ def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] |
             layout = f"{SCHEMA}:{len(inputs)} inputs:{1 + N_BASIC} outputs"
             with left, examples_cache(examples_cache_dir(pipeline.zoo, examples, layout=layout)):
                 gr.Examples([[str(p), default("metric"), default("beam"), min(default("max_frames"), service.max_frames_cap),
-                              names, default("segments"), default("select")] for p in examples],
+                              names, default("segments"), default("select"), list(default("scores"))] for p in examples],
                             inputs, [result_json, *shown[:N_BASIC]], fn=caption_example, cache_examples=True,
                             cache_mode="lazy", visible_columns=[0], example_labels=[p.stem for p in examples],
                             label="Examples (click one)")

@@ -31,18 +31,19 @@ def mark(name):
     marks[name] = round(time.perf_counter() - t0, 3)
 import c4c.cli, c4c.cli.caption
 mark("import c4c.cli.caption")
-try:  # what `c4c caption` does first since the redesign (older trees have no start_meteor)
+from c4c.pipeline import CaptionSettings, Pipeline
+mark("import c4c.pipeline")
+settings = CaptionSettings()
+# What `c4c caption` does: start METEOR's JVM first only when the settings score METEOR (opt-in since
+# settings.scores; older trees always scored it and have no computed_metrics).
+if "meteor" in getattr(settings, "computed_metrics", lambda: ("meteor",))():
     from c4c.vote.metrics import start_meteor
     start_meteor()
     mark("METEOR JVM spawned")
-except ImportError:
-    pass
-from c4c.pipeline import CaptionSettings, Pipeline
-mark("import c4c.pipeline")
 pipe = Pipeline.from_zoo(None, device="cpu")
 mark("zoo loaded")
 loaded = {m: m in sys.modules for m in ("torch", "transformers", "gradio")}
-result = pipe.caption(sys.argv[1], CaptionSettings())
+result = pipe.caption(sys.argv[1], settings)
 mark("first caption")
 def meteor_started():
     for name in ("c4c.vote.metrics", "c4c.metrics"):  # the module's home after and before the redesign
@@ -50,7 +51,8 @@ def meteor_started():
             return sys.modules[name].meteor_pid() is not None
     return False
 print(json.dumps({"marks": marks, "loaded_at_zoo": loaded, "stages": result.timings,
-                  "meteor_started": meteor_started(), "caption": result.caption}))
+                  "meteor_started": meteor_started(), "caption": result.caption,
+                  "rule": getattr(result, "select", "consensus"), "scores": list(result.captions[0].loo)}))
 """
 
 APP = r"""
@@ -107,7 +109,7 @@ def main() -> int:
     print("  loaded after the zoo:        " + ", ".join(f"{k}={v}" for k, v in b["loaded_at_zoo"].items()))
     print("  pipeline stages:             " + ", ".join(f"{k} {v:.2f}" for k, v in b["stages"].items()))
     print(f"  METEOR JVM started:          {b['meteor_started']}")
-    print(f"  caption:                     {b['caption']}")
+    print(f"  caption:                     {b['caption']} (rule {b.get('rule')}; scores {', '.join(b.get('scores', []))})")
     if a.app:
         out = subprocess.run([py, "-c", APP, a.video], cwd=ROOT, check=True, capture_output=True, text=True)
         for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items():

@@ -11,14 +11,13 @@ import hashlib
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .errors import InputError
-from .result import CaptionResult, ModelCaption, plain_pairwise
+from .result import CaptionResult, model_captions, plain_pairwise
 from .settings import CaptionSettings
 
 __all__ = ["CaptionSettings", "Pipeline", "pick_device"]
@@ -115,7 +114,7 @@ class Pipeline:
             progress(0.9, "ensemble vote")
         t = time.perf_counter()
         texts = [self.zoo.tokenizer.decode(h.ids) for h in hyps]
-        outcome = score_ensemble(texts, self.zoo.idf, select=settings.metric)
+        outcome = score_ensemble(texts, self.zoo.idf, select=settings.metric, metrics=settings.computed_metrics())
         timings["ensemble"] = time.perf_counter() - t
         return names, hyps, texts, outcome
 
@@ -126,23 +125,37 @@ class Pipeline:
         from .vote.grounding import grounding_scores
         return grounding_scores(feats, self.zoo.text_tower.encode(texts))
 
-    def check(self, settings: CaptionSettings) -> None:
-        """CaptionSettings.check, and InputError for a grounding rule on a zoo without a text tower."""
+    def check(self, settings: CaptionSettings) -> CaptionSettings:
+        """The settings to run: select "auto" resolved to this zoo's rule, then CaptionSettings.check,
+        and InputError for a grounding rule on a zoo without a text tower."""
+        from .zoo import default_select
+        settings = settings.resolve(default_select(self.zoo.manifest))
         settings.check(self.zoo.names)
         if settings.select != "consensus" and self.zoo.text_tower is None:
             raise InputError(f"--select {settings.select} needs grounding, but {self.zoo.no_grounding}; "
                              "use --select consensus")
+        return settings
+
+    def choose(self, feats: np.ndarray, texts: list[str], outcome, settings: CaptionSettings):
+        """(Selection, grounding per caption or None) of one video's or segment's captions under the
+        settings' (resolved) rule; the combined rule's w is the zoo's tuned one."""
+        from .vote.selection import select
+        grounding = self.grounding(feats, texts)
+        weight = float(self.zoo.selection.get("combined_weight", 1.0))
+        return select(outcome, grounding, settings.select, weight), grounding
+
+    def selection_record(self, sel) -> dict:
+        """What a result stores about a Selection (CaptionResult.selection, Segment.selection)."""
+        return {"consensus_winner": int(sel.consensus_winner),
+                "weight": float(self.zoo.selection.get("combined_weight", 1.0)),
+                "decided_by": sel.decided_by, "scores": [round(x, 6) for x in sel.scores]}
 
     def caption_video(self, video: str | Path, settings: CaptionSettings = CaptionSettings(),
                       progress: Progress | None = None):
         """(CaptionResult, SampledFrames) for one video file; with settings.segments, a caption per segment
         too (c4c/segments.py), and SampledFrames of the whole-video caption's frames."""
-        from .vote.selection import select
-        self.check(settings)
+        settings = self.check(settings)
         if settings.segments != "none":
-            if settings.select != "consensus":  # segments.py votes by consensus only, for now
-                raise InputError(f"--select {settings.select} is not available with --segments yet; "
-                                 "use --select consensus")
             from .segments import caption_segments
             return caption_segments(self, video, settings, progress)
         timings: dict[str, float] = {}
@@ -152,16 +165,10 @@ class Pipeline:
         frames, feats = self.features(video, settings, timings)
         names, hyps, texts, outcome = self.caption_features(feats, settings, progress, timings)
         t = time.perf_counter()
-        grounding = self.grounding(feats, texts)
-        weight = float(self.zoo.selection.get("combined_weight", 1.0))
-        sel = select(outcome, grounding, settings.select, weight)
+        sel, grounding = self.choose(feats, texts, outcome, settings)
         timings["grounding"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - t0
-        rank = {i: r + 1 for r, i in enumerate(sel.ranking)}
-        captions = [ModelCaption(name=n, caption=txt, token_ids=[int(i) for i in h.ids], beam_score=float(h.score),
-                                 loo={m: float(v[i]) for m, v in outcome.loo.items()}, rank=rank[i],
-                                 grounding=None if grounding is None else round(grounding[i], 6))
-                    for i, (n, h, txt) in enumerate(zip(names, hyps, texts))]
+        captions = model_captions(names, hyps, texts, outcome, sel, grounding)
         result = CaptionResult(
             video=str(video),
             timestamps=[float(x) for x in frames.timestamps],
@@ -169,17 +176,16 @@ class Pipeline:
             captions=captions,
             winner=int(sel.winner),
             metric=settings.metric,
-            tie_break=outcome.tie_break if settings.select == "consensus" else sel.tie_break,
+            tie_break=outcome.tie_break if sel.rule == "consensus" else sel.tie_break,
             pairwise=plain_pairwise(outcome.pairwise),
             idf=self.zoo.idf.describe(),
             timings={k: round(v, 4) for k, v in timings.items()},
-            settings={**asdict(settings), "decoders": names, "device": self.device},
+            settings={**settings.record(), "decoders": names, "device": self.device},
             zoo=self.zoo.summary(),
             video_info={"fps": float(frames.fps), "duration_s": float(frames.duration_s),
                         "n_frames_total": int(frames.n_frames_total), "notes": list(frames.notes)},
             select=settings.select,
-            selection={"consensus_winner": int(outcome.winner), "weight": weight, "decided_by": sel.decided_by,
-                       "scores": [round(x, 6) for x in sel.scores], "no_grounding": self.zoo.no_grounding},
+            selection={**self.selection_record(sel), "no_grounding": self.zoo.no_grounding},
         )
         if progress:
             progress(1.0, "done")

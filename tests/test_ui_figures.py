@@ -91,14 +91,27 @@ def test_loo_figure_has_one_panel_per_metric_and_colours_the_winner():
     r = result("bleu4")
     fig = figures.loo_figure(r)
     axes = fig.get_axes()
-    assert [ax.get_title().split(" (")[0] for ax in axes] == [METRIC_NAMES[m] for m in view.metric_order("bleu4")]
-    for ax, m in zip(axes, view.metric_order("bleu4")):
+    assert [ax.get_title().split(" (")[0] for ax in axes] == [METRIC_NAMES[m] for m in view.metric_order(r)]
+    for ax, m in zip(axes, view.metric_order(r)):
         bars = ax.patches
         assert [b.get_width() for b in bars] == [c.loo[m] for c in r.captions]
         colours = [to_hex(b.get_facecolor()) for b in bars]
         assert colours[r.winner] == figures.WINNER_COLOR
         assert colours.count(figures.WINNER_COLOR) == 1
     fig.savefig(__import__("io").BytesIO(), format="png")  # renders
+
+
+def test_without_meteor_the_table_and_figure_show_the_scores_computed_and_grounding():
+    import dataclasses
+    r = result("rouge")
+    caps = [dataclasses.replace(c, loo={m: v for m, v in c.loo.items() if m != "meteor"}, grounding=0.1 * (i + 1))
+            for i, c in enumerate(r.captions)]
+    r = dataclasses.replace(r, captions=caps)
+    assert r.scored == ["rouge", "cider", "bleu4"]
+    assert view.table_headers(r) == ["Rank", "Model", "Caption", "ROUGE-L", "CIDEr-D", "BLEU-4", "Grounding"]
+    assert [len(row) for row in view.table_rows(r)] == [7, 7, 7]
+    axes = [ax for ax in figures.loo_figure(r).get_axes() if ax.get_visible()]
+    assert [ax.get_title().split(" (")[0] for ax in axes] == ["ROUGE-L", "CIDEr-D", "BLEU-4", "Grounding"]
 
 
 def test_agreement_figure_shows_the_matrix_with_an_empty_diagonal():

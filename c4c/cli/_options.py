@@ -3,7 +3,7 @@ written once, there; this module only spells them as argparse flags and reads th
 
 from __future__ import annotations
 
-from ..settings import CaptionSettings
+from ..settings import CaptionSettings, parse_scores
 
 __all__ = ["add_settings_options", "settings_from_args"]
 
@@ -30,4 +30,6 @@ def settings_from_args(args, **extra) -> CaptionSettings:
             values[name] = getattr(args, name)
     if isinstance(values.get("decoders"), str):
         values["decoders"] = tuple(d.strip() for d in values["decoders"].split(",")) if values["decoders"] else None
+    if isinstance(values.get("scores"), str):
+        values["scores"] = parse_scores(values["scores"])
     return CaptionSettings(**{**values, **extra})

@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
                         "patterns ('clips/**/*.mp4') or list files (.txt: one path per line)")
     p.add_argument("--zoo", default=os.environ.get("C4C_ZOO"),
                    help="model zoo folder (default: $C4C_ZOO, else the shipped weights/demo)")
-    add_settings_options(p, ("select", "metric", "beam", "max_frames", "decoders", "fps_mode", "precision", "segments",
+    add_settings_options(p, ("select", "metric", "scores", "beam", "max_frames", "decoders", "fps_mode", "precision", "segments",
                              "min_segment_s", "max_segment_s", "max_duration_s"))
     p.add_argument("--srt", default=None, metavar="OUT.srt",
                    help="write subtitles: one cue per segment with its winning caption (one video only)")
@@ -58,7 +58,7 @@ def add_parser(sub) -> None:
 
 def format_table(r: CaptionResult) -> str:
     """The human-readable report of one result."""
-    metrics = [r.metric] + [m for m in METRIC_NAMES if m != r.metric]
+    metrics = r.scored
     name_w = max(5, *(len(c.name) for c in r.captions))
     ground = any(c.grounding is not None for c in r.captions)
     head = (f"  {'rank':<5} {'model':<{name_w}} " + " ".join(f"{METRIC_NAMES[m]:>8}" for m in metrics)
@@ -131,10 +131,10 @@ def run(args) -> int:
     for out, suffix in ((args.srt, ".srt"), (args.vtt, ".vtt")):
         if out and check_path(out).suffix.lower() != suffix:
             raise InputError(f"{out}: the {suffix[1:]} subtitles need a file ending in {suffix}")
-    # The vote scores every caption with METEOR too (the result's table): its JVM takes longer to
-    # start than the models take to load, so start it first and let the two overlap.
-    from ..vote.metrics import start_meteor
-    start_meteor()
+    if "meteor" in settings.computed_metrics():
+        # METEOR's JVM takes longer to start than the models take to load: start it first, let them overlap.
+        from ..vote.metrics import start_meteor
+        start_meteor()
     from ..pipeline import Pipeline
     pipe = Pipeline.from_zoo(args.zoo, device=args.device)
     if not args.json:
@@ -162,7 +162,7 @@ def run(args) -> int:
 
 def run_batch(args) -> int:
     from ..batch import Recorder, find_videos, open_output, parse_shard, plan
-    from ..zoo import default_zoo_dir, read_manifest
+    from ..zoo import default_select, default_zoo_dir, read_manifest
     if args.json:
         raise InputError("--json prints results to the terminal; with --out they go to the file already")
     if args.srt or args.vtt:
@@ -175,6 +175,7 @@ def run_batch(args) -> int:
     shard = parse_shard(args.shard)
     zoo_dir = Path(args.zoo or default_zoo_dir()).resolve()  # absolute: the same string on every engine/node
     manifest = read_manifest(zoo_dir)                         # fail on a broken zoo before anything else
+    settings = settings.resolve(default_select(manifest))
     settings.check([d["name"] for d in manifest["decoders"]])
     if settings.select != "consensus" and "text_tower" not in manifest:
         raise InputError(f"--select {settings.select} needs grounding, but the zoo {zoo_dir} has no text tower; "

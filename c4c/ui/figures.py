@@ -22,18 +22,19 @@ MIN_SPAN = {"cider": 0.1, "bleu4": 0.05, "meteor": 0.05, "rouge": 0.05}
 
 
 def loo_figure(r: CaptionResult) -> Figure:
-    """A 2x2 grid, one panel per metric (the selecting one first, top left): every decoder's
-    leave-one-out score. The winner's bar is orange in all panels; each panel's best bar is outlined."""
-    metrics = metric_order(r.metric)
+    """One panel per scored metric (the selecting one first, top left), two to a row: every decoder's
+    leave-one-out score, and the caption-video grounding where the zoo has a text tower. The winner's
+    bar is orange in all panels; each panel's best bar is outlined."""
+    metrics = metric_order(r)
     names = [c.name for c in r.captions]
     n = len(names)
-    grounded = all(c.grounding is not None for c in r.captions)
-    rows = 3 if grounded else 2  # grounding: a fifth panel, the caption-video cosine
-    fig = Figure(figsize=(7.5, (2.2 + 0.55 * n) * rows / 2), layout="constrained")
-    axes = fig.subplots(rows, 2).ravel()
-    if grounded:
-        axes[-1].set_visible(False)
+    if all(c.grounding is not None for c in r.captions):
         metrics = metrics + ["grounding"]
+    rows = (len(metrics) + 1) // 2
+    fig = Figure(figsize=(7.5, (2.2 + 0.55 * n) * rows / 2), layout="constrained")
+    axes = fig.subplots(rows, 2, squeeze=False).ravel()
+    for ax in axes[len(metrics):]:
+        ax.set_visible(False)
     y = np.arange(n)
     for ax, m in zip(axes, metrics):
         vals = np.array([c.grounding if m == "grounding" else c.loo[m] for c in r.captions], dtype=float)

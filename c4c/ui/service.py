@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import C4CError, InputError, VideoError
 from ..result import CaptionResult
-from ..settings import METRIC_NAMES, VOTE_DECODERS, CaptionSettings, parse_segments
+from ..settings import AUTO_SELECT, METRIC_NAMES, VOTE_DECODERS, CaptionSettings, parse_scores, parse_segments
 from .view import thumbnails
 
 SEGMENT_THUMB_WIDTH = 160  # px, the timeline's thumbnails
@@ -114,13 +114,13 @@ class CaptionService:
         self.min_decoders: int = min(self.config.min_decoders, len(self.names))
 
     def settings(self, metric: str, beam, max_frames, decoders: Sequence[str] | None,
-                 segments: str = "none", select: str | None = None) -> CaptionSettings:
+                 segments: str = "none", select: str | None = None, scores=None) -> CaptionSettings:
         """Controls -> CaptionSettings; InputError on anything out of range."""
         select = select or CaptionSettings.default("select")
         rules = CaptionSettings.option("select").choices
         if select not in rules:
             raise InputError(f"unknown selection rule {select!r}; choose one of {', '.join(rules)}")
-        if select != "consensus" and self.pipeline.zoo.text_tower is None:
+        if select not in ("consensus", AUTO_SELECT) and self.pipeline.zoo.text_tower is None:
             raise InputError(f"the {select} rule needs grounding, but {self.pipeline.zoo.no_grounding}; "
                              "choose consensus")
         if metric not in METRIC_NAMES:
@@ -139,7 +139,8 @@ class CaptionService:
         segments = (segments or "none").strip().lower()
         parse_segments(segments)
         cap = self.config.max_duration_s if segments == "none" else self.config.max_segmented_duration_s
-        return CaptionSettings(select=select, metric=metric, beam=beam, max_frames=max_frames,
+        scores = parse_scores(scores) if scores else CaptionSettings.default("scores")
+        return CaptionSettings(select=select, metric=metric, scores=scores, beam=beam, max_frames=max_frames,
                                decoders=None if chosen == self.names else tuple(chosen),
                                max_duration_s=cap, segments=segments)
 
@@ -158,11 +159,11 @@ class CaptionService:
     def caption(self, video, metric: str = CaptionSettings.default("metric"), beam=CaptionSettings.default("beam"),
                 max_frames=CaptionSettings.default("max_frames"), decoders: Sequence[str] | None = None,
                 progress: Callable[[float, str], None] | None = None, segments: str = "none",
-                select: str | None = None):
+                select: str | None = None, scores=None):
         """(CaptionResult, gallery thumbnails, {segment index: thumbnail}) for one request (the last is
         empty without segments). Raises C4CError on bad input."""
         settings = self.settings(metric, beam, max_frames, decoders if decoders is not None else self.names, segments,
-                                 select)
+                                 select, scores)
         path = self.check_video(video)
         seg_thumbs: dict = {}
         try:
@@ -170,7 +171,6 @@ class CaptionService:
                 result, frames = self.pipeline.caption_video(path, settings, progress)
             else:
                 from ..segments import caption_segments
-                settings.check(self.names)
                 result, frames, seg_thumbs = caption_segments(self.pipeline, path, settings, progress,
                                                               thumb_width=SEGMENT_THUMB_WIDTH)
         except C4CError as e:  # name the upload as the user knows it, not by the server's temp path
@@ -216,13 +216,17 @@ def examples_cache(folder: str | os.PathLike):
 
 
 def warm_up(pipeline) -> float:
-    """Run every decoder once on dummy features and start METEOR's Java process, so the first real
-    request does not pay for lazy start-ups (the JVM alone takes ~10 s). Returns the seconds spent."""
-    from ..vote.metrics import sentence_scores
+    """Run every decoder and the text tower once on dummy input, so the first real request does not
+    pay for lazy start-ups; METEOR's Java process too when the default scores include it (it is
+    opt-in: ~6 s and ~1.1 GB). Returns the seconds spent."""
     t = time.perf_counter()
     dummy = np.zeros((2, pipeline.zoo.backbone.embed_dim), dtype=np.float32)
-    pipeline.caption_features(dummy, CaptionSettings(beam=1, max_words=3))
-    sentence_scores("meteor", [["a video of a warm up"]], ["a warm up video"])
+    settings = CaptionSettings(beam=1, max_words=3)
+    _, _, texts, _ = pipeline.caption_features(dummy, settings)
+    pipeline.grounding(dummy, texts)
+    if "meteor" in settings.computed_metrics():
+        from ..vote.metrics import sentence_scores
+        sentence_scores("meteor", [["a video of a warm up"]], ["a warm up video"])
     return time.perf_counter() - t
 
 

@@ -54,7 +54,7 @@ def segment_result(r: CaptionResult, k: int) -> CaptionResult:
     s = r.segments[k]
     return dataclasses.replace(r, timestamps=s.timestamps, frame_indices=s.frame_indices, captions=s.captions,
                                winner=s.winner, tie_break=s.tie_break, pairwise=s.pairwise, segments=None,
-                               segmentation={})
+                               segmentation={}, selection={**r.selection, **s.selection})  # older files: none
 
 
 def segments_markdown(r: CaptionResult, cap_s: float | None = None) -> str:

@@ -19,18 +19,18 @@ __all__ = ["metric_order", "table_rows", "table_headers", "styled_table", "winne
 
 WINNER_MARK = "\u2605"  # star before the winner's name: the highlight survives copy-paste and colour blindness
 WINNER_STYLE = "background-color: #fff3b0; color: #1a1a1a; font-weight: 700"
-COLUMN_WIDTHS = ["6%", "12%", "36%", "9%", "9%", "9%", "9%", "10%"]  # rank, model, caption, 4 scores, grounding
+COLUMN_WIDTHS = ["6%", "12%", "36%", "9%", "9%", "9%", "9%", "10%"]  # rank, model, caption, <= 4 scores, grounding
 NO_SCORE = "\u2013"  # shown where a zoo has no text tower, so no grounding
 THUMB_SHORT_SIDE = 224  # gallery thumbnails: the size CLIP sees, small enough for per-session state
 
 
-def metric_order(selected: str) -> list[str]:
-    """Metric keys with the selecting one first, then the rest in METRIC_NAMES order."""
-    return [selected] + [m for m in METRIC_NAMES if m != selected]
+def metric_order(r: CaptionResult) -> list[str]:
+    """The result's scored metric keys: the selecting one first, then the rest in METRIC_NAMES order."""
+    return r.scored
 
 
 def table_headers(r: CaptionResult) -> list[str]:
-    return ["Rank", "Model", "Caption"] + [METRIC_NAMES[m] for m in metric_order(r.metric)] + ["Grounding"]
+    return ["Rank", "Model", "Caption"] + [METRIC_NAMES[m] for m in metric_order(r)] + ["Grounding"]
 
 
 def table_rows(r: CaptionResult) -> list[list]:
@@ -39,7 +39,7 @@ def table_rows(r: CaptionResult) -> list[list]:
     rows = []
     for i, c in sorted(enumerate(r.captions), key=lambda ic: ic[1].rank):
         name = f"{WINNER_MARK} {c.name}" if i == r.winner else c.name
-        rows.append([c.rank, name, c.caption] + [round(float(c.loo[m]), 4) for m in metric_order(r.metric)]
+        rows.append([c.rank, name, c.caption] + [round(float(c.loo[m]), 4) for m in metric_order(r)]
                     + [None if c.grounding is None else round(float(c.grounding), 4)])
     return rows
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import C4CError, InputError, VocabError, ZooError
 
-__all__ = ["Zoo", "DecoderEntry", "read_manifest", "write_manifest", "default_zoo_dir", "MANIFEST"]
+__all__ = ["Zoo", "DecoderEntry", "read_manifest", "write_manifest", "default_zoo_dir", "default_select", "MANIFEST"]
 
 MANIFEST = "manifest.json"
 FORMAT = "c4c.zoo/1"
@@ -22,6 +22,17 @@ def default_zoo_dir() -> Path:
     installed package, which carries no weights, `weights/demo` under the current folder."""
     checkout = Path(__file__).resolve().parents[2] / "weights" / "demo"
     return checkout if checkout.is_dir() else Path.cwd() / "weights" / "demo"
+
+
+def default_select(manifest: dict[str, Any]) -> str:
+    """The rule `select="auto"` means for this zoo: the one its validation split scored best (manifest
+    "selection" -> "best_rule", written by build-zoo or `evaluate --tune-select`), else consensus;
+    always consensus for a zoo without a text tower (nothing to ground captions with)."""
+    from ..settings import SELECT_RULES
+    if "text_tower" not in manifest:
+        return "consensus"
+    rule = manifest.get("selection", {}).get("best_rule", "consensus")
+    return rule if rule in SELECT_RULES else "consensus"
 
 
 @dataclass(frozen=True)
