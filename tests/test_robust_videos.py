@@ -281,7 +281,7 @@ def test_app_serves_no_file_outside_the_upload_area(corpus, running_app):
     assert secret.is_file()
     def call(http, path: str) -> str:
         payload = {"data": [{"path": path, "meta": {"_type": "gradio.FileData"}}, "cider", 1, 2, running_app.decoders, "none",
-                            "consensus"]}
+                            "consensus", ["cider"]]}
         r = http.post("gradio_api/call/caption", json=payload)
         assert r.status_code == 200, r.text
         return http.get(f"gradio_api/call/caption/{r.json()['event_id']}").text

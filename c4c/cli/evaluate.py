@@ -5,7 +5,7 @@
 
 Rows: each decoder, the leave-one-out ensemble under each selecting metric, the oracle (best
 decoder caption per video in hindsight) and the most-frequent-training-caption baseline; B@4,
-METEOR, ROUGE-L, CIDEr-D x100 with the reference conventions (SPEC 4). On synthetic clips a second
+METEOR, ROUGE-L, CIDEr-D x100 with the reference conventions (docs/reference.md 4). On synthetic clips a second
 table gives each row's attribute accuracies (colour, shape, event with direction, size, both objects
 of two-object clips; c4c.synth.parse) and an attribute oracle (any decoder right).
 """

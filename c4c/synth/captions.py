@@ -12,7 +12,11 @@ from __future__ import annotations
 from .rand import Rand
 from .scene import Scene, Track
 
-__all__ = ["make_captions", "NOUNS", "VERB_PHRASES"]
+__all__ = ["make_captions", "NOUNS", "VERB_PHRASES", "GRAMMAR"]
+
+# The caption grammar's version, recorded in a zoo's provenance. v2: a colour change's caption always
+# names the starting colour (`_np_text`). Scenes, frames and every other caption are as in v1.
+GRAMMAR = "v2"
 
 NOUNS = {"circle": (("circle", 4), ("ball", 4), ("disc", 1), ("round shape", 1), ("dot", 1)),
          "square": (("square", 5), ("box", 3), ("block", 2), ("square shape", 1)),
@@ -73,23 +77,32 @@ def _article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 
 
-def _np(rng: Rand, tr: Track, vague: bool = False) -> str:
-    """A noun phrase for the object as it looks at the start ("a small red ball")."""
+def _np_draw(rng: Rand, tr: Track, vague: bool = False) -> tuple[str, str | None, bool, str]:
+    """The random choices of a noun phrase: (noun, size word or None, colour named?, determiner)."""
     if vague:
         noun = rng.choice(_VAGUE_NOUNS)
     else:
         words, weights = zip(*NOUNS[tr.shape])
         noun = rng.weighted(words, weights)
-    words = []
-    if tr.size and _SIZE_WORDS[tr.size] and rng.chance(0.35):
-        words.append(rng.choice(_SIZE_WORDS[tr.size]))
-    if rng.chance(0.15 if tr.event == "recolour" else 0.9):  # "a ball changes from red to blue"
-        words.append(tr.colour)
-    words.append(noun)
-    det = rng.weighted(("a", "the", "one"), (7, 3, 0.3))
-    if det == "a":
-        det = _article(words[0])
-    return " ".join([det] + words)
+    size = rng.choice(_SIZE_WORDS[tr.size]) if tr.size and _SIZE_WORDS[tr.size] and rng.chance(0.35) else None
+    named = rng.chance(0.15 if tr.event == "recolour" else 0.9)  # "a ball changes from red to blue"
+    return noun, size, named, rng.weighted(("a", "the", "one"), (7, 3, 0.3))
+
+
+def _np_text(tr: Track, drawn: tuple[str, str | None, bool, str], verb: str) -> str:
+    """The noun phrase for the object as it looks at the start ("a small red ball"). A colour change
+    whose verb leaves out the starting colour ("turns blue") names it here ("a red ball turns blue"):
+    without it the caption would not say what colour the object was (grammar v2; v1 dropped it in
+    about a third of recolour captions, and decoders learned to)."""
+    noun, size, named, det = drawn
+    if tr.event == "recolour" and tr.colour not in verb.split():
+        named = True
+    words = [w for w in (size, tr.colour if named else None, noun) if w]
+    return " ".join([_article(words[0]) if det == "a" else det] + words)
+
+
+def _np(rng: Rand, tr: Track, verb: str, vague: bool = False) -> str:
+    return _np_text(tr, _np_draw(rng, tr, vague), verb)
 
 
 def _vp(rng: Rand, tr: Track) -> tuple[str, str]:
@@ -111,7 +124,7 @@ def _background(rng: Rand, scene: Scene) -> str:
 def _clause(rng: Rand, tr: Track, form: str, vague: bool = False) -> str:
     present, ing = _vp(rng, tr)
     verb = {"present": present, "progressive": "is " + ing, "participle": ing}[form]
-    return f"{_np(rng, tr, vague)} {verb}"
+    return f"{_np(rng, tr, verb, vague)} {verb}"
 
 
 def _one(rng: Rand, scene: Scene) -> str:
@@ -127,7 +140,9 @@ def _one(rng: Rand, scene: Scene) -> str:
         if kind == "there":
             if rng.chance(0.5):
                 return "there is " + _clause(rng, tr, "participle")
-            return f"there is {_np(rng, tr)} that {_vp(rng, tr)[0]}"
+            drawn = _np_draw(rng, tr)  # drawn before the verb, as always (the same captions otherwise)
+            verb = _vp(rng, tr)[0]
+            return f"there is {_np_text(tr, drawn, verb)} that {verb}"
         if kind == "intro":
             return f"{rng.choice(_VIDEO_INTROS)} {_clause(rng, tr, 'participle')}"
         return _clause(rng, tr, form, vague=True)

@@ -30,6 +30,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from ..synth import SplitCounts
+from ..synth.captions import GRAMMAR
 from .backbone import TINY as TINY_BACKBONE
 from .backbone import BackboneTrainConfig
 from .decoder import DecoderTrainConfig
@@ -69,7 +70,7 @@ class ZooRecipe:
     counts: SplitCounts                                    # synthetic videos per split
     backbone: BackboneTrainConfig                          # mini CLIP + its CLIP4Clip training
     decoders: tuple[tuple[str, DecoderTrainConfig], ...]   # (name, training config) per decoder
-    beam: int = 5                                          # test-time beam (SPEC 2.5)
+    beam: int = 5                                          # test-time beam (docs/reference.md 2.5)
     workers: int = 5                                       # decoders trained at once, 1 thread each: the
                                                            # OS shares the cores, so they finish together
     max_frames: int = 20                                   # frames per video fed to the decoders
@@ -152,7 +153,7 @@ def _decoder_entry(name: str, path: Path) -> dict:
     hyper = prov.get("hyper", {})
     keep = ("seed", "data_seed", "dropout", "lr", "epochs", "batch_size", "captions_per_video")
     summary = {"trained_by": "python -m c4c build-zoo (c4c.train.decoder)",
-               "data": "c4c synthetic shapes train split (NOT MSR-VTT)",
+               "data": f"c4c synthetic shapes train split, caption grammar {GRAMMAR} (NOT MSR-VTT)",
                "layout": f"TE {m.cfg.te_layers} + TD {m.cfg.td_layers}, hidden {m.cfg.hidden}, "
                          f"{m.cfg.heads} heads, ffn {m.cfg.intermediate}, vocab {m.cfg.vocab_size}",
                "init": prov.get("init", "random"), **{k: hyper.get(k) for k in keep},
@@ -254,7 +255,7 @@ def build_zoo(out: str | Path, work: str | Path, recipe: ZooRecipe = FULL, size:
         "description": DESCRIPTION,
         "backbone": {"file": "backbone.safetensors",
                      "provenance": {"trained_by": "python -m c4c build-zoo (c4c.train.backbone)",
-                                    "data": "c4c synthetic shapes train split (NOT MSR-VTT)",
+                                    "data": f"c4c synthetic shapes train split, caption grammar {GRAMMAR} (NOT MSR-VTT)",
                                     "model": bb.get("model"), "final": bb.get("final")}},
         "decoders": [_decoder_entry(n, p.decoder(n)) for n, _ in recipe.decoders],
         "vocab": p.vocab.name,

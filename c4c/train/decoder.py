@@ -1,11 +1,11 @@
 """Fine-tune one caption decoder (TE + TD) with cross-entropy; keep the epoch with the best val CIDEr-D.
 
 The CLIP4Caption recipe (paper 2.2): a 1-layer video encoder and a 3-layer transformer decoder on
-per-frame CLIP4Clip embeddings, optionally initialised from `univl.pretrained.bin` (SPEC 2.4, 2.8),
-trained with cross-entropy only. Optimisation follows UniVL's caption recipe (SPEC 2.7): Adam with
+per-frame CLIP4Clip embeddings, optionally initialised from `univl.pretrained.bin` (docs/reference.md 2.4, 2.8),
+trained with cross-entropy only. Optimisation follows UniVL's caption recipe (docs/reference.md 2.7): Adam with
 decoupled weight decay 0.01, linear warm-up over the first 10% of steps then linear decay to 0,
 gradient norm clipped at 1.0. After every epoch the val videos are decoded (greedy by default) and
-scored with CIDEr-D, IDF from the val references (the reference convention, SPEC 4); the best
+scored with CIDEr-D, IDF from the val references (the reference convention, docs/reference.md 4); the best
 epoch is written as c4c safetensors with its provenance.
 """
 
@@ -49,8 +49,8 @@ class DecoderTrainConfig:
     captions_per_video: int | None = 4  # per epoch, k captions drawn afresh per video; None = all (reference)
     bucket: int = 32              # sort runs of this many batches by caption length (0 = off): ~1/3 faster
     max_frames: int = 20          # frame slots (the reproduction's 20)
-    max_words: int = 48           # caption length incl. [CLS] (SPEC 2.3)
-    mask: str = "frames"          # video mask convention ("frames" | "repro", SPEC 3.4)
+    max_words: int = 48           # caption length incl. [CLS] (docs/reference.md 2.3)
+    mask: str = "frames"          # video mask convention ("frames" | "repro", docs/reference.md 3.4)
     pad_loss: str = "ignore"      # "ignore" | "reference" (see caption_data.caption_loss)
     val_beam: int = 5             # val decoding for selection: 5 = the test-time beam (reference eval_epoch); 1 = greedy
     threads: int = 2              # torch threads while training

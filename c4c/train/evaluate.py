@@ -1,7 +1,7 @@
 """Score a zoo on a split the way the paper's Table 1 does: every single decoder, the leave-one-out
 ensemble under each selecting metric, an oracle and a trivial baseline.
 
-Conventions (SPEC 4, the reference's nlg-eval): corpus BLEU-4, METEOR 1.5, ROUGE-L and CIDEr-D on
+Conventions (docs/reference.md 4, the reference's nlg-eval): corpus BLEU-4, METEOR 1.5, ROUGE-L and CIDEr-D on
 whitespace-split captions (no PTB tokenisation); CIDEr-D's IDF comes from the references of the
 evaluated split. The ensemble's *selection* uses the zoo's stored IDF (training captions), exactly
 as `python -m c4c caption` does for one video, because at captioning time there are no references.

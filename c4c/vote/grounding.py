@@ -1,6 +1,6 @@
 """Grounding: how well each caption matches the video, by the backbone's own retrieval similarity.
 
-CLIP4Clip's meanP similarity (reference.md 1.3; SPEC 1.3): the frame embeddings are L2-normalised,
+CLIP4Clip's meanP similarity (the retrieval score it is trained with; docs/reference.md 1.5 for the frame embeddings): the frame embeddings are L2-normalised,
 averaged over frames and L2-normalised again; the caption's text embedding (EOT token through the
 text tower, `vision.text_tower`) is L2-normalised; grounding = their cosine, in [-1, 1]. Unlike the
 vote, it does not ask whether the decoders agree but whether the caption fits the frames: a mistake
