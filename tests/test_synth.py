@@ -158,3 +158,13 @@ def test_synth_cli_writes_diverse_examples(tmp_path):
     assert len(events) >= 4
     for name, entry in index.items():
         assert (tmp_path / name).stat().st_size > 1000 and len(entry["captions"]) == 20
+
+
+def test_the_two_object_share_moves_only_its_threshold():
+    # The backbone may train on more two-object clips (BackboneTrainConfig.two_objects); the splits
+    # keep the default, and a scene's other draws do not move with the share.
+    ids = [f"pre0_{i:08d}" for i in range(200)]
+    assert all(make_scene(v) == make_scene(v, 0.4) for v in ids[:20])
+    more = [make_scene(v, 0.8) for v in ids]
+    assert all(m.tracks[0] == make_scene(v).tracks[0] and m.fps == make_scene(v).fps for m, v in zip(more, ids))
+    assert sum(len(m.tracks) == 2 for m in more) > 1.5 * sum(len(make_scene(v).tracks) == 2 for v in ids)

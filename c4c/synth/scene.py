@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from .rand import Rand
 
-__all__ = ["BASE_W", "BASE_H", "SHAPES", "COLOURS", "BACKGROUND_COLOURS", "EVENTS", "Background", "Track",
+__all__ = ["BASE_W", "BASE_H", "TWO_OBJECTS", "SHAPES", "COLOURS", "BACKGROUND_COLOURS", "EVENTS", "Background", "Track",
            "Scene", "sample_scene"]
 
+TWO_OBJECTS = 0.4  # the data sets' chance of a second object (about 40 % of clips have two)
 BASE_W, BASE_H = 128, 96  # base canvas; 4:3 like most MSR-VTT clips
 
 SHAPES = ("circle", "square", "triangle", "diamond", "star")
@@ -215,15 +216,16 @@ def _apart(a: Track, b: Track, duration: float) -> bool:
     return True
 
 
-def sample_scene(video_id: str, seed: int) -> Scene:
-    """Draw the whole scene for one video from its seed (stream 0 of the video's key)."""
+def sample_scene(video_id: str, seed: int, two_objects: float = TWO_OBJECTS) -> Scene:
+    """Draw the whole scene for one video from its seed (stream 0 of the video's key). `two_objects`:
+    the chance of a second object; only its threshold changes, so every other draw stays the same."""
     rng = Rand(seed, 0)
     fps = rng.choice((4, 5, 6, 8))
     n_frames = max(3 * fps, round(rng.uniform(3.0, 12.0) * fps))
     duration = n_frames / fps
     bg = _background(rng)
     tracks = [_track(rng, bg, duration, set())]
-    if rng.chance(0.4):
+    if rng.chance(two_objects):
         for _ in range(50):  # rejection sampling for a second, non-overlapping object
             other = _track(rng, bg, duration, {tracks[0].colour, tracks[0].colour_to or ""})
             if _apart(tracks[0], other, duration):

@@ -13,7 +13,7 @@ import numpy as np
 from .captions import make_captions
 from .rand import seed_of
 from .render import render_frames
-from .scene import BASE_H, BASE_W, Scene, sample_scene
+from .scene import BASE_H, BASE_W, TWO_OBJECTS, Scene, sample_scene
 
 __all__ = ["GENERATOR_VERSION", "SynthVideo", "SplitCounts", "SPLITS", "make_scene", "make_video", "render_seconds",
            "sample_seconds", "second_indices", "split_ids"]
@@ -53,9 +53,10 @@ def split_ids(split: str, counts: SplitCounts = SplitCounts()) -> list[str]:
     return [f"{split}_{i:05d}" for i in range(counts.of(split))]
 
 
-def make_scene(video_id: str) -> Scene:
-    """The scene (no pixels) of a video id; any string is a valid id."""
-    return sample_scene(video_id, seed_of(f"{GENERATOR_VERSION}:{video_id}"))
+def make_scene(video_id: str, two_objects: float = TWO_OBJECTS) -> Scene:
+    """The scene (no pixels) of a video id; any string is a valid id. `two_objects` other than the
+    default draws a different mix (the backbone's training clips only; every split uses the default)."""
+    return sample_scene(video_id, seed_of(f"{GENERATOR_VERSION}:{video_id}"), two_objects)
 
 
 def second_indices(n_frames: int, fps: float, max_frames: int | None = None) -> list[int]:

@@ -57,6 +57,7 @@ class BackboneTrainConfig:
     weight_decay: float = 0.1     # on matrices only, not on gains, biases, embeddings, temperature
     warmup: float = 0.05          # fraction of all steps spent warming up linearly
     p_jpeg: float = 0.5           # fraction of frames JPEG round-tripped (mimics H.264 at inference)
+    two_objects: float = 0.4      # chance of a second object in a training clip (the splits': 0.4)
     vocab_videos: int = 3000      # the text tower's words come from the captions of train_00000..
     val_videos: int = 300         # val videos for the retrieval check
     probe_videos: int = 256       # held-out probe clips (2 frames each) for the read-out scores
@@ -194,7 +195,7 @@ def train_backbone(out_dir: str | Path, cfg: BackboneTrainConfig = BackboneTrain
     bar = tqdm(total=total, initial=step0, desc="backbone", unit="step", disable=not progress, mininterval=2.0)
     losses: list[float] = []
     batches = stream_batches(cfg.seed, step0, total, cfg.batch_videos, cfg.frames_per_video, size, cfg.p_jpeg,
-                             grid=grid, workers=workers)
+                             grid=grid, workers=workers, two_objects=cfg.two_objects)
     for step, batch in enumerate(batches, start=step0 + 1):
         pixels = normalize(batch.crops)
         tokens = model.visual.tokens(pixels)

@@ -23,6 +23,7 @@ import numpy as np
 from ..video.preprocess import crop_uint8
 from ..synth import make_captions, make_scene
 from ..synth.rand import Rand
+from ..synth.scene import TWO_OBJECTS
 from ..synth.render import render_frames
 from .backbone_data import degrade
 from .frame_targets import FrameTargets, frame_targets, stack_targets
@@ -44,11 +45,12 @@ def clip_id(seed: int, n: int, prefix: str = "pre") -> str:
 
 
 def make_batch(seed: int, step: int, videos: int, frames_per_video: int, size: int, p_jpeg: float,
-               prefix: str = "pre", grid: int = 8) -> Batch:
-    """Batch `step`: `videos` new clips, `frames_per_video` distinct random frames of each."""
+               prefix: str = "pre", grid: int = 8, two_objects: float = TWO_OBJECTS) -> Batch:
+    """Batch `step`: `videos` new clips, `frames_per_video` distinct random frames of each; a clip has
+    a second object with chance `two_objects`."""
     crops, video_of, captions, targets = [], [], [], []
     for j in range(videos):
-        scene = make_scene(clip_id(seed, step * videos + j, prefix))
+        scene = make_scene(clip_id(seed, step * videos + j, prefix), two_objects)
         rng = Rand(scene.seed, 4)  # stream 4: which frames and caption; independent of the content
         k = min(frames_per_video, scene.n_frames)
         picks = sorted(rng.shuffled(range(scene.n_frames))[:k])
@@ -63,9 +65,10 @@ def make_batch(seed: int, step: int, videos: int, frames_per_video: int, size: i
 
 
 def stream_batches(seed: int, start: int, stop: int, videos: int, frames_per_video: int, size: int,
-                   p_jpeg: float, grid: int = 8, workers: int = 1, ahead: int = 4) -> Iterator[Batch]:
+                   p_jpeg: float, grid: int = 8, workers: int = 1, ahead: int = 4,
+                   two_objects: float = TWO_OBJECTS) -> Iterator[Batch]:
     """Batches start..stop-1 in order, made by `workers` processes (0: in this process)."""
-    args = (videos, frames_per_video, size, p_jpeg, "pre", grid)
+    args = (videos, frames_per_video, size, p_jpeg, "pre", grid, two_objects)
     if workers <= 0:
         for step in range(start, stop):
             yield make_batch(seed, step, *args)
