@@ -11,6 +11,10 @@ against the video's 1-fps frame embeddings:
   frame-max   the best single frame's cosine (a caption true of one moment)
 Per variant: the grounding-only rule and the combined rule with w tuned on val (c4c.vote.selection),
 then the test split's corpus CIDEr-D and attribute accuracies (c4c.synth.parse), beside the vote.
+
+frame-mean ranks a video's captions exactly as meanP does (the mean of per-frame cosines is the text's
+cosine with the mean unit frame, i.e. meanP's cosine times a per-video constant), so it selects the
+same captions; the script shows it, and frame-max is the variant that can differ.
 """
 import json
 import sys
