@@ -143,7 +143,7 @@ def test_train_decoder_cli_on_msrvtt_layout(msrvtt, tmp_path, capsys):
                "--annotations", str(msrvtt / "MSRVTT_data.json"), "--vocab", str(msrvtt / "vocab.txt"),
                "--out", str(out), "--init", str(msrvtt / "univl.pretrained.bin"), "--seed", "3",
                "--epochs", "4", "--lr", "3e-3", "--batch-size", "16", "--captions-per-video", "0",
-               "--te-layers", "1", "--td-layers", "3", "--threads", "1", "--quiet"])
+               "--te-layers", "1", "--td-layers", "3", "--threads", "1", "--val-last", "2", "--quiet"])
     assert rc == 0
     printed = capsys.readouterr().out
     assert "loaded from the file:" in printed
@@ -155,7 +155,8 @@ def test_train_decoder_cli_on_msrvtt_layout(msrvtt, tmp_path, capsys):
     losses = [h["loss"] for h in prov["history"]]
     assert len(losses) == 4 and losses[-1] < losses[0]
     ciders = [h["val_cider"] for h in prov["history"]]
-    assert prov["epoch"] == 1 + int(np.argmax(ciders)) and prov["val_cider"] == max(ciders)
+    assert ciders[:2] == [None, None] and None not in ciders[2:]  # --val-last 2: only epochs 3 and 4 validated
+    assert prov["epoch"] == 3 + int(np.argmax(ciders[2:])) and prov["val_cider"] == max(ciders[2:])
     assert prov["hyper"]["seed"] == 3 and prov["init_loaded"] > 0
     assert prov["data"]["train_videos"] == len(load_annotations(msrvtt / "MSRVTT_data.json").ids("train"))
     assert meta["mask"] == "frames" and meta["max_frames"] == 20

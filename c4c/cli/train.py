@@ -46,6 +46,8 @@ def _add_decoder(tsub) -> None:
     p.add_argument("--pad-loss", choices=("ignore", "reference"), default=d.pad_loss,
                    help="'reference' also trains [PAD] targets as UniVL does (reference.md 2.3)")
     p.add_argument("--val-beam", type=int, default=d.val_beam, help="1 = greedy val decoding")
+    p.add_argument("--val-last", type=int, default=d.val_last,
+                   help="validate only the last K epochs, keep the best of them (default 0: every epoch)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch threads for this run")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_decoder)
@@ -72,7 +74,7 @@ def run_decoder(args) -> int:
         weight_decay=args.weight_decay, epochs=args.epochs, batch_size=args.batch_size,
         captions_per_video=args.captions_per_video or None,
         max_frames=args.max_frames, max_words=args.max_words, mask=args.mask, pad_loss=args.pad_loss,
-        val_beam=args.val_beam, threads=args.threads)
+        val_beam=args.val_beam, val_last=args.val_last, threads=args.threads)
     cfg.check()
     data = load_train_data(args.features, args.annotations, args.vocab)
     outcome = train_decoder(data, cfg, args.out, init=args.init, progress=not args.quiet)

@@ -53,6 +53,8 @@ class DecoderTrainConfig:
     mask: str = "frames"          # video mask convention ("frames" | "repro", docs/reference.md 3.4)
     pad_loss: str = "ignore"      # "ignore" | "reference" (see caption_data.caption_loss)
     val_beam: int = 5             # val decoding for selection: 5 = the test-time beam (reference eval_epoch); 1 = greedy
+    val_last: int = 0             # validate only the last k epochs and keep the best of those (0: every epoch,
+                                  # as the reference); a beam-5 val pass costs about as much as a training epoch
     threads: int = 2              # torch threads while training
 
     def check(self) -> None:
@@ -60,6 +62,8 @@ class DecoderTrainConfig:
             raise InputError(f"pad_loss must be one of {PAD_LOSS_MODES}, got {self.pad_loss!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise InputError("epochs and batch size must be >= 1 and the learning rate > 0")
+        if self.val_last < 0:
+            raise InputError(f"val_last must be 0 (every epoch) or more, got {self.val_last}")
         if not 0 <= self.dropout < 1:
             raise InputError(f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -272,12 +276,17 @@ def train_decoder(data: TrainData, cfg: DecoderTrainConfig, out: str | Path, ini
                 sched.step()
                 losses.append(loss.item())
                 bar.set_postfix(loss=f"{losses[-1]:.3f}")
-            cider, texts = val_cider(model, val, data.tokenizer, cfg.val_beam)
-            row = {"epoch": epoch, "loss": round(float(np.mean(losses)), 4), "val_cider": round(cider, 2),
+            row = {"epoch": epoch, "loss": round(float(np.mean(losses)), 4), "val_cider": None,
                    "seconds": round(time.perf_counter() - t0, 1)}
             history.append(row)
-            log(f"{label} epoch {epoch}: loss {row['loss']:.3f}  val CIDEr-D {cider:.1f}  ({row['seconds']}s)  "
-                f"e.g. {texts[0]!r}")
+            if cfg.val_last and epoch <= cfg.epochs - cfg.val_last:
+                log(f"{label} epoch {epoch}: loss {row['loss']:.3f}  ({row['seconds']}s; not validated)")
+                continue
+            t1 = time.perf_counter()
+            cider, texts = val_cider(model, val, data.tokenizer, cfg.val_beam)
+            row.update(val_cider=round(cider, 2), val_seconds=round(time.perf_counter() - t1, 1))
+            log(f"{label} epoch {epoch}: loss {row['loss']:.3f}  val CIDEr-D {cider:.1f}  ({row['seconds']}s + "
+                f"{row['val_seconds']}s val)  e.g. {texts[0]!r}")
             if cider > best[0]:
                 best = (cider, epoch, copy.deepcopy(model.state_dict()))
         model.load_state_dict(best[2])
