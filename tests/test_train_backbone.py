@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 from dataclasses import replace
 
@@ -153,16 +152,16 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypatch)
 
 def test_cli_registers_backbone_subcommand(tmp_path):
     from c4c.cli import build_parser
-    from c4c.train.backbone import add_cli
-    parser = argparse.ArgumentParser()
-    add_cli(parser.add_subparsers())
-    args = parser.parse_args(["backbone", "--out", str(tmp_path), "--tiny", "--steps", "3", "--seed", "7"])
-    assert args.tiny and args.steps == 3 and args.seed == 7 and callable(args.func)
+    args = build_parser().parse_args(["train", "backbone", "--out", str(tmp_path), "--tiny", "--steps", "3",
+                                      "--seed", "7", "--two-objects", "0.7"])
+    assert args.tiny and args.steps == 3 and args.seed == 7 and args.two_objects == 0.7 and callable(args.func)
     args = build_parser().parse_args(["train", "backbone", "--out", str(tmp_path), "--width", "128"])
-    assert args.width == 128 and args.func.__module__ == "c4c.train.backbone"  # via `python -m c4c train`
+    assert args.width == 128 and args.func.__module__ == "c4c.cli.train"  # via `python -m c4c train`
 
 
 def test_cli_refuses_bad_sizes(tmp_path, capsys):
     from c4c.cli import main
     assert main(["train", "backbone", "--out", str(tmp_path), "--tiny", "--width", "96", "--quiet"]) == 2
     assert "multiple of 64" in capsys.readouterr().err
+    assert main(["train", "backbone", "--out", str(tmp_path), "--tiny", "--two-objects", "1.5", "--quiet"]) == 2
+    assert "between 0 and 1" in capsys.readouterr().err

@@ -10,10 +10,13 @@ MSRVTT_data.json layout; splits from a per-video "split" field, else json order 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
+from pathlib import Path
 
+from ..errors import InputError
 from ..settings import MASKS
 
-__all__ = ["add_parser", "run_decoder"]
+__all__ = ["add_parser", "run_decoder", "run_backbone"]
 
 
 def _add_decoder(tsub) -> None:
@@ -57,13 +60,65 @@ def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a caption decoder or the mini CLIP backbone")
     tsub = p.add_subparsers(dest="what", required=True, metavar="WHAT")
     _add_decoder(tsub)
-    try:  # the backbone trainer registers its own sub-command
-        from ..train.backbone import add_cli
-    except ModuleNotFoundError as e:
-        if e.name != "c4c.train.backbone":
-            raise
-    else:
-        add_cli(tsub)
+    _add_backbone(tsub)
+
+
+def _add_backbone(sub) -> None:
+    from ..train.backbone import BackboneTrainConfig
+    d = BackboneTrainConfig()
+    p = sub.add_parser("backbone", help="CLIP4Clip meanP training of the mini CLIP on synthetic videos",
+                       description="CLIP4Clip meanP training of the mini CLIP on freshly rendered synthetic clips, "
+                                   "with per-frame and per-patch read-out heads (docs/synthetic-data.md, section 2).")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--tiny", action="store_true", help="the CI configuration (tiny model, 24 steps)")
+    p.add_argument("--steps", type=int, help=f"optimiser steps (default {d.steps})")
+    p.add_argument("--batch", type=int, help=f"new clips per step (default {d.batch_videos})")
+    p.add_argument("--frames", type=int, help=f"random frames per clip per step (default {d.frames_per_video})")
+    p.add_argument("--frame-loss", type=float, help=f"weight of the per-frame read-out heads (default {d.frame_loss:g}; "
+                                                    "0 = contrastive only)")
+    p.add_argument("--patch-loss", type=float, help=f"weight of the per-patch shape target (default {d.patch_loss:g}; "
+                                                    "0 = off)")
+    p.add_argument("--two-objects", type=float, help=f"chance of a second object in a training clip "
+                                                     f"(default {d.two_objects:g}, the splits' own)")
+    p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr})")
+    p.add_argument("--val-videos", type=int, help=f"val videos for the retrieval check (default {d.val_videos})")
+    p.add_argument("--eval-every", type=int, help=f"steps between checks and resume points (default {d.eval_every})")
+    p.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
+    for name in _MODEL_SIZES:
+        p.add_argument("--" + name.replace("_", "-"), type=int, dest=name,
+                       help=f"model: {name.replace('_', ' ')} (default {getattr(d.model, name)})")
+    p.add_argument("--cache", help="frame cache folder (default OUT/cache; 'none' to keep nothing)")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--workers", type=int, default=1, help="processes rendering clips ahead of training (default 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run_backbone)
+
+
+_MODEL_SIZES = ("image_size", "patch", "width", "layers", "embed_dim", "text_width", "text_layers")
+
+
+def run_backbone(args) -> int:
+    import torch
+
+    from ..train.backbone import TINY, BackboneTrainConfig, train_backbone
+    torch.set_num_threads(args.threads)
+    cfg = TINY if args.tiny else BackboneTrainConfig()
+    over = {"steps": args.steps, "batch_videos": args.batch, "frames_per_video": args.frames,
+            "frame_loss": args.frame_loss, "patch_loss": args.patch_loss, "two_objects": args.two_objects,
+            "lr": args.lr, "val_videos": args.val_videos, "eval_every": args.eval_every, "seed": args.seed}
+    model = {k: getattr(args, k) for k in _MODEL_SIZES if getattr(args, k) is not None}
+    try:
+        over["model"] = replace(cfg.model, **model)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    cfg = replace(cfg, **{k: v for k, v in over.items() if v is not None})
+    cfg.check()
+    cache = None if args.cache == "none" else Path(args.cache or Path(args.out) / "cache")
+    report = train_backbone(args.out, cfg, cache, progress=not args.quiet, workers=args.workers)
+    f = report["final"]
+    print(f"backbone: {report['files']['backbone']}  val t2v R@1 {f['t2v_r1']:.1f} R@5 {f['t2v_r5']:.1f}  "
+          f"({report['total_s']:.0f} s)")
+    return 0
 
 
 def run_decoder(args) -> int:

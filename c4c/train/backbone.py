@@ -38,8 +38,7 @@ from ..video.preprocess import normalize
 from .backbone_data import FrameSet, load_or_build
 from .clip_model import CLIP, ClipConfig, WordTokenizer, mimetic_init_
 
-__all__ = ["BackboneTrainConfig", "TINY", "train_backbone", "contrastive_loss", "embed_videos", "retrieval_metrics",
-           "add_cli"]
+__all__ = ["BackboneTrainConfig", "TINY", "train_backbone", "contrastive_loss", "embed_videos", "retrieval_metrics"]
 
 FULL_FORMAT = "c4c-clip-full"
 
@@ -64,6 +63,18 @@ class BackboneTrainConfig:
     eval_every: int = 500         # steps between checks (and resume checkpoints)
     seed: int = 0
     model: ClipConfig = field(default_factory=ClipConfig)
+
+    def check(self) -> None:
+        """InputError (one line) on settings that cannot train."""
+        from ..errors import InputError
+        if self.steps < 1 or self.val_videos < 1 or self.batch_videos < 2 or self.frames_per_video < 1 \
+                or self.eval_every < 1:
+            raise InputError("need steps >= 1, val videos >= 1, a batch of >= 2 clips, >= 1 frame per clip "
+                             "and eval_every >= 1")
+        if self.frame_loss < 0 or self.patch_loss < 0:
+            raise InputError("the frame and patch loss weights must be >= 0")
+        if not 0 <= self.two_objects <= 1:
+            raise InputError(f"two_objects is a chance, between 0 and 1; got {self.two_objects}")
 
 
 # The CI configuration: seconds, not minutes, and still a real training run.
@@ -276,57 +287,3 @@ def _save(model: CLIP, mcfg: ClipConfig, tok: WordTokenizer, cfg: BackboneTrainC
                                 "train_config": _jsonable(asdict(cfg)), "provenance": provenance})
     Backbone.from_state_dict(model.vision_state_dict(), provenance=provenance, source="trained CLIP").save(vision)
     return {"full": str(full), "backbone": str(vision)}
-
-
-def add_cli(subparsers) -> None:
-    """Register `backbone` under `python -m c4c train`."""
-    d = BackboneTrainConfig()
-    p = subparsers.add_parser("backbone", help="CLIP4Clip meanP training of the mini CLIP on synthetic videos",
-                              description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--tiny", action="store_true", help="the CI configuration (tiny model, 24 steps)")
-    p.add_argument("--steps", type=int, help=f"optimiser steps (default {d.steps})")
-    p.add_argument("--batch", type=int, help=f"new clips per step (default {d.batch_videos})")
-    p.add_argument("--frames", type=int, help=f"random frames per clip per step (default {d.frames_per_video})")
-    p.add_argument("--frame-loss", type=float, help=f"weight of the per-frame read-out heads (default {d.frame_loss:g}; "
-                                                    "0 = contrastive only)")
-    p.add_argument("--patch-loss", type=float, help=f"weight of the per-patch shape target (default {d.patch_loss:g}; "
-                                                    "0 = off)")
-    p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr})")
-    p.add_argument("--val-videos", type=int, help=f"val videos for the retrieval check (default {d.val_videos})")
-    p.add_argument("--eval-every", type=int, help=f"steps between checks and resume points (default {d.eval_every})")
-    p.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
-    for name in ("image_size", "patch", "width", "layers", "embed_dim", "text_width", "text_layers"):
-        p.add_argument("--" + name.replace("_", "-"), type=int, dest=name,
-                       help=f"model: {name.replace('_', ' ')} (default {getattr(d.model, name)})")
-    p.add_argument("--cache", help="frame cache folder (default OUT/cache; 'none' to keep nothing)")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    p.add_argument("--workers", type=int, default=1, help="processes rendering clips ahead of training (default 1)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=_run)
-
-
-def _run(args) -> int:
-    from ..errors import InputError
-    torch.set_num_threads(args.threads)
-    cfg = TINY if args.tiny else BackboneTrainConfig()
-    over = {"steps": args.steps, "batch_videos": args.batch, "frames_per_video": args.frames,
-            "frame_loss": args.frame_loss, "patch_loss": args.patch_loss, "lr": args.lr, "val_videos": args.val_videos,
-            "eval_every": args.eval_every, "seed": args.seed}
-    model = {k: getattr(args, k) for k in ("image_size", "patch", "width", "layers", "embed_dim", "text_width",
-                                            "text_layers") if getattr(args, k) is not None}
-    try:
-        over["model"] = replace(cfg.model, **model)
-    except ValueError as e:
-        raise InputError(str(e)) from None
-    cfg = replace(cfg, **{k: v for k, v in over.items() if v is not None})
-    if cfg.steps < 1 or cfg.val_videos < 1 or cfg.batch_videos < 2 or cfg.frames_per_video < 1 or cfg.eval_every < 1:
-        raise InputError("need --steps >= 1, --val-videos >= 1, --batch >= 2, --frames >= 1 and --eval-every >= 1")
-    if cfg.frame_loss < 0 or cfg.patch_loss < 0:
-        raise InputError("--frame-loss and --patch-loss must be >= 0")
-    cache = None if args.cache == "none" else Path(args.cache or Path(args.out) / "cache")
-    report = train_backbone(args.out, cfg, cache, progress=not args.quiet, workers=args.workers)
-    f = report["final"]
-    print(f"backbone: {report['files']['backbone']}  val t2v R@1 {f['t2v_r1']:.1f} R@5 {f['t2v_r5']:.1f}  "
-          f"({report['total_s']:.0f} s)")
-    return 0
