@@ -83,7 +83,7 @@ class CaptionResult:
     # Segmented runs (settings.segments != "none"): a caption per time span; the fields above then
     # describe the whole video, sampled as an unsegmented run samples it. None when not segmented.
     segments: list[Segment] | None = None
-    segmentation: dict[str, Any] = field(default_factory=dict)  # mode, detector, cuts, gaps, seconds decoded
+    segmentation: dict[str, Any] = field(default_factory=dict)  # mode, detector, cuts (all detected), gaps, seconds decoded
 
     @property
     def caption(self) -> str:

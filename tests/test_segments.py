@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from c4c.errors import InputError, VideoError
+from c4c.errors import InputError
 from c4c.result import CaptionResult
 from c4c.settings import CaptionSettings, parse_segments
 from c4c.subtitles import to_srt, to_vtt
@@ -159,27 +159,6 @@ def test_static_and_one_second_videos_give_one_segment(pipe, tmp_path):
     write_cut_video(one, "static", size=(96, 128), fps=10, total_s=1)
     r = pipe.caption(one, CaptionSettings(beam=1, segments="auto"))
     assert [(s.start_s, s.end_s, s.timestamps) for s in r.segments] == [(0.0, 1.0, [0.0])]
-
-
-def test_undecodable_middle_is_a_gap_and_the_rest_is_captioned(pipe, cut_video, monkeypatch):
-    import c4c.video.stream as stream
-    path, _ = cut_video
-    real = stream._decode
-    n = pipe.caption(path, CaptionSettings(beam=1, max_frames=2)).video_info["n_frames_total"]
-    bad = set(range(40, 70))  # frames of seconds 4, 5, 6 at 10 fps
-
-    def damaged(src, p, vr, indices, *args):
-        images, kept, size, notes = real(src, p, vr, indices, *args)
-        keep = [k for k, i in enumerate(kept) if i not in bad]
-        if not keep:
-            raise VideoError("damaged")
-        return images[keep], [kept[k] for k in keep], size, notes + ["some frames could not be decoded"]
-    monkeypatch.setattr(stream, "_decode", damaged)
-    r = pipe.caption(path, CaptionSettings(beam=1, max_frames=2, segments="every:2"))
-    assert r.segmentation["gaps"] == [[4.0, 7.0]] and n > 70
-    assert all(not (4 <= t < 7) for s in r.segments for t in s.timestamps)
-    assert r.segmentation["uncaptioned"] == [[4.0, 6.0], [6.0, 7.0]]
-    assert r.segments[-1].end_s == pytest.approx(r.video_info["duration_s"], abs=1e-3)
 
 
 def test_cli_writes_srt_and_vtt(pipe, cut_video, tmp_path):

@@ -1,7 +1,8 @@
 """Long synthetic videos with known scene changes, for testing and benchmarking scene detection.
 
 `write_cut_video` concatenates synthetic clips (video.py) into one H.264 file at a common frame rate and
-returns the true change times. Kinds of change:
+returns the true change times (`write_clips`: clips of given lengths, for cuts at chosen times). Kinds
+of change:
 
 * ``hard``: a cut between two unrelated clips;
 * ``same_bg``: a cut to another clip drawn over the previous clip's background (a new shot of the
@@ -25,7 +26,7 @@ from .rand import Rand, seed_of
 from .render import render_frames
 from .video import make_scene
 
-__all__ = ["CUT_KINDS", "write_cut_video"]
+__all__ = ["CUT_KINDS", "write_cut_video", "write_clips"]
 
 CUT_KINDS = ("hard", "same_bg", "fade", "black", "static")
 FADE_S = 1.0
@@ -34,13 +35,17 @@ FADE_S = 1.0
 class _Encoder:
     """ffmpeg (imageio-ffmpeg's) reading raw RGB frames on stdin, writing H.264 yuv420p mp4."""
 
-    def __init__(self, path: Path, size: tuple[int, int], fps: float, preset: str = "veryfast"):
+    def __init__(self, path: Path, size: tuple[int, int], fps: float, preset: str = "veryfast",
+                 gop: int | None = None):
         import imageio_ffmpeg
         h, w = size
+        # x264's default keyframe interval is 250 frames (25 s at 10 fps); damaged-data tests need a
+        # keyframe soon after the damage, as real cameras and encoders put one every 1-10 s.
+        keyint = ["-g", str(gop)] if gop else []
         self.proc = subprocess.Popen(
             [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
              "-s", f"{w}x{h}", "-r", str(fps), "-i", "-", "-an", "-c:v", "libx264", "-preset", preset, "-crf", "23",
-             "-pix_fmt", "yuv420p", "-threads", "1", str(path)], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+             *keyint, "-pix_fmt", "yuv420p", "-threads", "1", str(path)], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def write(self, frames: np.ndarray) -> None:
         self.proc.stdin.write(np.ascontiguousarray(frames, np.uint8).tobytes())
@@ -65,15 +70,15 @@ def _clip(video_id: str, size: tuple[int, int], fps: float, background=None, sec
 
 def write_cut_video(path: str | Path, kind: str, seed: str = "cuts", n_clips: int = 6,
                     size: tuple[int, int] = (144, 256), fps: float = 25.0, total_s: float | None = None,
-                    preset: str = "veryfast") -> list[float]:
+                    preset: str = "veryfast", gop: int | None = None) -> list[float]:
     """Write a video of `n_clips` clips (or clips until `total_s` seconds) joined by `kind` changes;
-    return the true change times in seconds. `size` is (H, W), even."""
+    return the true change times in seconds. `size` is (H, W), even; `gop`: frames between keyframes."""
     if kind not in CUT_KINDS:
         raise ValueError(f"unknown cut kind {kind!r}; choose one of {', '.join(CUT_KINDS)}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = Rand(seed_of(f"cuts:{seed}:{kind}"))
-    enc = _Encoder(path, size, fps, preset)
+    enc = _Encoder(path, size, fps, preset, gop)
     cuts, k, prev_bg = [], 0, None
     fade_n = int(round(FADE_S * fps))
     try:
@@ -109,6 +114,26 @@ def write_cut_video(path: str | Path, kind: str, seed: str = "cuts", n_clips: in
             prev_bg, k = scene.background, k + 1
         if pending is not None:
             enc.write(pending)
+    finally:
+        enc.close()
+    return cuts
+
+
+def write_clips(path: str | Path, durations: list[float], seed: str = "clips", size: tuple[int, int] = (96, 128),
+                fps: float = 10.0, gop: int | None = None) -> list[float]:
+    """Write unrelated clips of the given `durations` (s) joined by hard cuts, and return the cut times:
+    cuts exactly where a test wants them (in the first or last second, every second)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    enc = _Encoder(path, size, fps, gop=gop)
+    cuts, written = [], 0
+    try:
+        for k, seconds in enumerate(durations):
+            _, frames = _clip(f"{seed}_clip_{k}", size, fps, seconds=seconds)
+            if k:
+                cuts.append(round(written / fps, 3))
+            enc.write(frames)
+            written += len(frames)
     finally:
         enc.close()
     return cuts

@@ -10,6 +10,9 @@ Detectors, compared by `benchmarks/segments_detectors.py` (results in benchmarks
   within 0.5 s of the cut.
 * `pixel_cuts`: most of a 16x24 block-mean picture changes between two 1-fps samples (catches cuts
   between shots the backbone finds alike);
+* `dense_cuts`: the pairs `pixel_cuts` passes over because a neighbouring pair changed as much (a pan,
+  a flicker, or a cut every second): only the frames between can tell those apart, so each needs
+  `confirm_cuts(..., abrupt_only=True)`;
 * `confirm_cuts`: decodes the ~fps frames between the two samples around a proposed cut (at 96x64) and
   keeps it when enough of the picture changed (an object's event changes a few per cent of it);
 * `pyscenedetect_cuts`: PySceneDetect's ContentDetector on every frame (optional dependency
@@ -30,7 +33,7 @@ from pathlib import Path
 
 from ..errors import InputError
 
-__all__ = ["Cut", "auto_cuts", "embedding_cuts", "confirm_cuts", "tiny", "changed_share", "pixel_cuts", "merge_cuts", "pyscenedetect_cuts", "every_cuts", "plan_segments", "DETECTORS"]
+__all__ = ["Cut", "auto_cuts", "embedding_cuts", "confirm_cuts", "tiny", "changed_share", "pixel_cuts", "dense_cuts", "merge_cuts", "pyscenedetect_cuts", "every_cuts", "plan_segments", "DETECTORS"]
 
 DETECTORS = ("embedding", "pyscenedetect")
 Cut = tuple[float, float]  # (time s, strength: larger = surer; forced boundaries are inf)
@@ -97,6 +100,18 @@ def pixel_cuts(shares: list[float], times: list[float], min_share: float = MIN_P
     return cuts
 
 
+def dense_cuts(shares: list[float], times: list[float], min_share: float = MIN_PIXEL_SHARE) -> list[Cut]:
+    """The pairs that changed as much as `pixel_cuts` asks but are not a local maximum of `shares`.
+
+    In a montage (a new scene every second) every pair changes most of the picture, so the pixel rule
+    finds only the pairs that happen to change a little more than their neighbours, and the embedding
+    rule none (its baseline is the neighbours' distance): 16 one-second clips came out as one 16-s
+    segment (tests/test_segments_edges.py). Their strength (1.0) is below every other rule's, so
+    `plan_segments` keeps them earliest first: a montage is cut into spans of the minimum length."""
+    return [((times[k] + times[k + 1]) / 2, 1.0) for k, x in enumerate(shares)
+            if x >= min_share and not all(x > shares[j] for j in (k - 1, k + 1) if 0 <= j < len(shares))]
+
+
 def merge_cuts(*groups: list[Cut], within: float = 1.0) -> list[Cut]:
     """Union of cut lists; of cuts closer than `within` s, the strongest stays."""
     out: list[Cut] = []
@@ -117,7 +132,7 @@ def _abruptness(frames: np.ndarray) -> tuple[float, float]:
 
 def confirm_cuts(path: str | os.PathLike, cuts: list[Cut], times: list[float], fps: float,
                  min_abrupt: float = MIN_ABRUPT, min_changed: float = MIN_CHANGED,
-                 shares: list[float] | None = None) -> list[Cut]:
+                 shares: list[float] | None = None, abrupt_only: bool = False) -> list[Cut]:
     """Keep the embedding rule's cuts that the frames confirm.
 
     The rule sees one frame per second, so an object's event (a shape turning red, entering, growing)
@@ -127,7 +142,11 @@ def confirm_cuts(path: str | os.PathLike, cuts: list[Cut], times: list[float], f
 
     With the 1-fps `shares` (`changed_share` of the samples around each cut), a cut whose two samples
     already differ over `min_changed` of the picture is kept without decoding: reopening and seeking
-    costs ~0.1 s a cut (x264's keyframes are 10 s apart), most of the detection's time on long videos."""
+    costs ~0.1 s a cut (x264's keyframes are 10 s apart), most of the detection's time on long videos.
+
+    `abrupt_only` (for `dense_cuts`): only one abrupt step over `min_changed` of the picture counts,
+    with no shortcut; a pan spreads its change (measured: 0.2-0.6 of it in the largest step, a cut
+    0.97-1.04), and without frames between the samples nothing is kept."""
     import bisect
 
     from .probe import _reader
@@ -139,7 +158,7 @@ def confirm_cuts(path: str | os.PathLike, cuts: list[Cut], times: list[float], f
         k = bisect.bisect_left(times, c) - 1
         if k < 0 or k + 1 >= len(times):
             continue
-        if shares is not None and k < len(shares) and shares[k] >= min_changed:
+        if not abrupt_only and shares is not None and k < len(shares) and shares[k] >= min_changed:
             kept.append((c, strength))
             continue
         if vr is None:
@@ -149,22 +168,30 @@ def confirm_cuts(path: str | os.PathLike, cuts: list[Cut], times: list[float], f
         try:
             frames = vr.get_batch(list(range(i0, i1 + 1))).asnumpy().astype(np.float32)
         except Exception:  # decord raises several types on damaged data: keep the rule's verdict
-            kept.append((c, strength))
+            if not abrupt_only:
+                kept.append((c, strength))
             continue
         if len(frames) < 3:
-            kept.append((c, strength))  # under 3 fps there is no "between" to look at
+            if not abrupt_only:
+                kept.append((c, strength))  # under 3 fps there is no "between" to look at
             continue
         abrupt, changed = _abruptness(frames)
-        if changed >= min_changed or (abrupt >= min_abrupt and changed >= min_changed / 3):
+        if abrupt_only:
+            if abrupt >= min_abrupt and changed >= min_changed:
+                kept.append((c, strength))
+        elif changed >= min_changed or (abrupt >= min_abrupt and changed >= min_changed / 3):
             kept.append((c, strength))
     return kept
 
 
 def auto_cuts(path: str | os.PathLike, feats: np.ndarray, times: list[float], shares: list[float],
               fps: float) -> list[Cut]:
-    """The `auto` detector: the embedding rule's and the pixel rule's cuts, confirmed by the frames between."""
-    return confirm_cuts(path, merge_cuts(embedding_cuts(feats, times), pixel_cuts(shares, times)), times, fps,
-                        shares=shares)
+    """The `auto` detector: the embedding rule's and the pixel rule's cuts, confirmed by the frames between;
+    then the dense pairs that neither proposed, if their frames show a cut."""
+    proposed = merge_cuts(embedding_cuts(feats, times), pixel_cuts(shares, times))
+    dense = [c for c in dense_cuts(shares, times) if all(abs(c[0] - p[0]) >= 0.5 for p in proposed)]
+    return merge_cuts(confirm_cuts(path, proposed, times, fps, shares=shares),
+                      confirm_cuts(path, dense, times, fps, abrupt_only=True))
 
 
 def pyscenedetect_cuts(path: str | os.PathLike, threshold: float = 27.0, adaptive: bool = False) -> list[Cut]:
