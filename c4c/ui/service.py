@@ -49,7 +49,10 @@ class AppConfig:
     max_duration_s: float = 300.0    # C4C_MAX_DURATION_S: longer videos are refused before decoding
     # C4C_MAX_SEGMENTED_S: the cap with segments on. Segmented captioning took 3.2-4.7 s of wall time per
     # video minute on the 2-core machine (benchmarks/segments_speed.py, 640x360, demo zoo, shared cores),
-    # so 30 minutes keep one request near 2 minutes.
+    # so 30 minutes keep one request near 2 minutes. Neither cost grows with length: a 2-hour run took
+    # 14.9 s per minute at load 8-11 (a 3-minute one 29.8 at that load; a 30-minute request would take
+    # ~7.5 min then) with memory flat at 2.0-3.1 GB. A 30-minute 640x360 file is often over the 100-MB
+    # upload cap anyway (the generated one: 118 MB).
     max_segmented_duration_s: float = 1800.0
     concurrency: int = 2             # C4C_CONCURRENCY: requests computed at once; the rest wait in the queue
     queue_size: int = 64             # C4C_QUEUE_SIZE: waiting requests beyond this are turned away at once
