@@ -131,7 +131,8 @@ def build_demo(pipeline, config: AppConfig | None = None, examples: list[Path] |
 
     with gr.Blocks(title=TITLE, delete_cache=(1800, 3600)) as demo:
         gr.Markdown(INTRO)
-        gr.Markdown(view.zoo_markdown(pipeline.zoo.summary(), pipeline.zoo.manifest.get("evaluation")))
+        gr.Markdown(view.zoo_markdown(pipeline.zoo.summary(), pipeline.zoo.manifest.get("evaluation"),
+                                      default_select(pipeline.zoo.manifest)))
         with gr.Row():
             with gr.Column(scale=2, min_width=320) as left:
                 video = gr.Video(label="Video", sources=["upload", "webcam"], elem_id="c4c-video")

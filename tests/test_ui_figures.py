@@ -136,5 +136,10 @@ def test_zoo_markdown_says_what_the_zoo_gets_right():
                                     {"name": "ensemble (CIDEr-D vote)", "kind": "ensemble", "attributes": attrs}]}
     text = zoo_markdown({"name": "demo", "description": "Synthetic shapes.", "decoders": {"d1": {}}}, ev)
     assert "500 held-out test clips" in text and "shape on 61 %" in text and "40 % of two-object" in text
+    assert "CIDEr-D vote" in text
+    # the zoo's default rule's row when the evaluation has one (select=auto resolves to it on the page)
+    ev["rows"].append({"name": "select: combined (w=0.5)", "kind": "selection", "attributes": {**attrs, "shape": 70.0}})
+    text = zoo_markdown({"name": "demo", "decoders": {}}, ev, "combined")
+    assert "combined rule's caption (this zoo's default)" in text and "shape on 70 %" in text
     assert "Measured" not in zoo_markdown({"name": "x", "decoders": {}}, {"rows": [{"kind": "ensemble",
                                                                                       "name": "ensemble (CIDEr-D vote)"}]})

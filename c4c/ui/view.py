@@ -101,27 +101,30 @@ def timings_markdown(r: CaptionResult) -> str:
     return text
 
 
-def zoo_markdown(zoo_summary: dict, evaluation: dict | None = None) -> str:
+def zoo_markdown(zoo_summary: dict, evaluation: dict | None = None, rule: str = "consensus") -> str:
     """Which model zoo answers, what it was trained on (never let a demo zoo pass for MSR-VTT) and,
-    when its manifest holds an attribute evaluation, what it gets right, measured."""
+    when its manifest holds an attribute evaluation, what it gets right under `rule`, measured."""
     name = zoo_summary.get("name", "?")
     desc = zoo_summary.get("description") or "no description in its manifest"
     n = len(zoo_summary.get("decoders", {}))
-    measured = measured_sentence(evaluation)
+    measured = measured_sentence(evaluation, rule)
     return f"**Model zoo:** `{name}`: {n} decoders. {desc}" + (f"\n\n{measured}" if measured else "")
 
 
-def measured_sentence(evaluation: dict | None) -> str | None:
-    """One sentence from a manifest's evaluation: how often the CIDEr-D vote's caption gets each
-    attribute right on the held-out test clips; None when the evaluation has no attribute block."""
+def measured_sentence(evaluation: dict | None, rule: str = "consensus") -> str | None:
+    """One sentence from a manifest's evaluation: how often the caption chosen by `rule` (the zoo's
+    default; the CIDEr-D vote when the evaluation has no row for it) gets each attribute right on the
+    held-out test clips; None when the evaluation has no attribute block."""
     rows = (evaluation or {}).get("rows") or []
     vote = next((r for r in rows if r.get("kind") == "ensemble" and "CIDEr" in r.get("name", "")), None)
-    a = (vote or {}).get("attributes")
+    chosen = next((r for r in rows if rule != "consensus" and r.get("name", "").startswith(f"select: {rule}")), None)
+    by = f"the {rule} rule's caption (this zoo's default)" if chosen else "the ensemble's caption (CIDEr-D vote)"
+    a = (chosen or vote or {}).get("attributes")
     if not a or a.get("colour") is None:
         return None
     pct = lambda k: "n/a" if a.get(k) is None else f"{a[k]:.0f} %"  # noqa: E731
     return (f"**Measured** on {evaluation.get('n_videos', '?')} held-out test clips that no step of the build saw, "
-            f"the ensemble's caption names the right colour on {pct('colour')}, the right shape on {pct('shape')} "
+            f"{by} names the right colour on {pct('colour')}, the right shape on {pct('shape')} "
             f"and the right event on {pct('event')} of one-object clips (all three: {pct('all_three')}); "
             f"both objects' colour and shape on {pct('both')} of two-object clips.")
 
