@@ -1,7 +1,7 @@
 """`python -m c4c build-zoo`: rebuild the default model zoo from nothing (data, backbone, features,
 vocab, IDF, five decoders, evaluation, manifest).
 
-    python -m c4c build-zoo --out weights/demo                 # full: ~19 min on 2 CPU cores
+    python -m c4c build-zoo --out weights/demo                 # full: ~41 min on 2 CPU cores (measured)
     python -m c4c build-zoo --out /tmp/zoo --size tiny         # the CI version: a few minutes
 
 Resumable: stages whose outputs exist are skipped; --force redoes all, --redo STAGE that stage and
