@@ -70,6 +70,11 @@ def test_why_line_adds_a_readable_tie_break_only_on_ties():
     text = view.why_markdown(r)
     assert text.endswith("Scores tie at the top, so: models d1, d2, d3 tie on CIDEr-D; the sum of "
                          "BLEU-4+METEOR+ROUGE-L decides: model d1.")
+    # a combined rule's text carries its weight: only the model indices become names
+    r = dataclasses.replace(r, select="combined", selection={"scores": [0.0, 0.0, 0.0]},
+                            tie_break="tie on z(cider) + 0.75 z(grounding) and every other score; the lowest index, model 0")
+    assert "z(CIDEr-D) + 0.75 z(grounding)" in view.readable_tie_break(r)
+    assert view.readable_tie_break(r).endswith("the lowest index, model d1")
 
 
 def test_timings_line_lists_stages_in_order():

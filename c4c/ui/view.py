@@ -83,7 +83,9 @@ def why_markdown(r: CaptionResult) -> str:
 def readable_tie_break(r: CaptionResult) -> str:
     """The ensemble's tie-break text with model indices as names and metric keys as display names."""
     names = [c.name for c in r.captions]
-    text = re.sub(r"\b(\d+)\b", lambda m: names[int(m[1])] if int(m[1]) < len(names) else m[1], r.tie_break)
+    name = lambda d: names[int(d[0])] if int(d[0]) < len(names) else d[0]  # noqa: E731
+    # Only the indices after "model"/"models": a weight such as "0.75" in the rule's text stays a number.
+    text = re.sub(r"\b(models? )(\d+(?:, \d+)*)\b", lambda m: m[1] + re.sub(r"\d+", name, m[2]), r.tie_break)
     return re.sub(r"\b(" + "|".join(METRIC_NAMES) + r")\b", lambda m: METRIC_NAMES[m[1]], text)
 
 
