@@ -96,8 +96,8 @@ def test_loo_figure_has_one_panel_per_metric_and_colours_the_winner():
     r = result("bleu4")
     fig = figures.loo_figure(r)
     axes = fig.get_axes()
-    assert [ax.get_title().split(" (")[0] for ax in axes] == [METRIC_NAMES[m] for m in view.metric_order(r)]
-    for ax, m in zip(axes, view.metric_order(r)):
+    assert [ax.get_title().split(" (")[0] for ax in axes] == [METRIC_NAMES[m] for m in r.scored]
+    for ax, m in zip(axes, r.scored):
         bars = ax.patches
         assert [b.get_width() for b in bars] == [c.loo[m] for c in r.captions]
         colours = [to_hex(b.get_facecolor()) for b in bars]

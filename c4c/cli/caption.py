@@ -79,19 +79,16 @@ def format_table(r: CaptionResult) -> str:
     return "\n".join(lines)
 
 
-def _clock(seconds: float) -> str:
-    return f"{int(seconds // 60)}:{seconds % 60:05.2f}"
-
-
 def format_segments(r: CaptionResult) -> str:
     """One line per segment: its span, its winner and caption; then gaps that could not be decoded."""
+    from ..ui.timeline import clock  # the page's timeline spells times the same way
     seg = r.segmentation
     lines = [f"  segments ({seg.get('mode')}, detector {seg.get('detector')}): {len(r.segments)}"]
     for k, s in enumerate(r.segments):
-        lines.append(f"  {k + 1:>4}  {_clock(s.start_s)} - {_clock(s.end_s)}  {len(s.timestamps):>3} frames  "
+        lines.append(f"  {k + 1:>4}  {clock(s.start_s)} - {clock(s.end_s)}  {len(s.timestamps):>3} frames  "
                      f"[{s.captions[s.winner].name}] {s.caption}")
     for a, b in seg.get("gaps", []):
-        lines.append(f"  gap   {_clock(a)} - {_clock(b)}  could not be decoded (no caption)")
+        lines.append(f"  gap   {clock(a)} - {clock(b)}  could not be decoded (no caption)")
     return "\n".join(lines)
 
 

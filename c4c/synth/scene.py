@@ -16,7 +16,7 @@ from .rand import Rand
 __all__ = ["BASE_W", "BASE_H", "TWO_OBJECTS", "SHAPES", "COLOURS", "BACKGROUND_COLOURS", "EVENTS", "Background", "Track",
            "Scene", "sample_scene"]
 
-TWO_OBJECTS = 0.4  # the data sets' chance of a second object (about 40 % of clips have two)
+TWO_OBJECTS = 0.4  # the data sets' chance of drawing a second object; ~32 % of clips get one (placement can fail)
 BASE_W, BASE_H = 128, 96  # base canvas; 4:3 like most MSR-VTT clips
 
 SHAPES = ("circle", "square", "triangle", "diamond", "star")

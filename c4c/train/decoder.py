@@ -54,7 +54,7 @@ class DecoderTrainConfig:
     pad_loss: str = "ignore"      # "ignore" | "reference" (see caption_data.caption_loss)
     val_beam: int = 5             # val decoding for selection: 5 = the test-time beam (reference eval_epoch); 1 = greedy
     val_last: int = 0             # validate only the last k epochs and keep the best of those (0: every epoch,
-                                  # as the reference); a beam-5 val pass costs about as much as a training epoch
+                                  # as the reference); each epoch's history row has its val seconds
     threads: int = 2              # torch threads while training
 
     def check(self) -> None:

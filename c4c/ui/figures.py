@@ -10,7 +10,6 @@ from matplotlib.figure import Figure
 
 from ..result import CaptionResult
 from ..settings import METRIC_NAMES
-from .view import metric_order
 
 __all__ = ["loo_figure", "agreement_figure", "WINNER_COLOR", "OTHER_COLOR"]
 
@@ -25,7 +24,7 @@ def loo_figure(r: CaptionResult) -> Figure:
     """One panel per scored metric (the selecting one first, top left), two to a row: every decoder's
     leave-one-out score, and the caption-video grounding where the zoo has a text tower. The winner's
     bar is orange in all panels; each panel's best bar is outlined."""
-    metrics = metric_order(r)
+    metrics = r.scored
     names = [c.name for c in r.captions]
     n = len(names)
     if all(c.grounding is not None for c in r.captions):

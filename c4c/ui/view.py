@@ -14,7 +14,7 @@ from PIL import Image
 from ..result import CaptionResult
 from ..settings import METRIC_NAMES
 
-__all__ = ["metric_order", "table_rows", "table_headers", "styled_table", "winner_html", "why_markdown", "readable_tie_break",
+__all__ = ["table_rows", "table_headers", "styled_table", "winner_html", "why_markdown", "readable_tie_break",
            "timings_markdown", "zoo_markdown", "thumbnails", "WINNER_MARK", "WINNER_STYLE", "COLUMN_WIDTHS"]
 
 WINNER_MARK = "\u2605"  # star before the winner's name: the highlight survives copy-paste and colour blindness
@@ -24,13 +24,8 @@ NO_SCORE = "\u2013"  # shown where a zoo has no text tower, so no grounding
 THUMB_SHORT_SIDE = 224  # gallery thumbnails: the size CLIP sees, small enough for per-session state
 
 
-def metric_order(r: CaptionResult) -> list[str]:
-    """The result's scored metric keys: the selecting one first, then the rest in METRIC_NAMES order."""
-    return r.scored
-
-
 def table_headers(r: CaptionResult) -> list[str]:
-    return ["Rank", "Model", "Caption"] + [METRIC_NAMES[m] for m in metric_order(r)] + ["Grounding"]
+    return ["Rank", "Model", "Caption"] + [METRIC_NAMES[m] for m in r.scored] + ["Grounding"]
 
 
 def table_rows(r: CaptionResult) -> list[list]:
@@ -39,7 +34,7 @@ def table_rows(r: CaptionResult) -> list[list]:
     rows = []
     for i, c in sorted(enumerate(r.captions), key=lambda ic: ic[1].rank):
         name = f"{WINNER_MARK} {c.name}" if i == r.winner else c.name
-        rows.append([c.rank, name, c.caption] + [round(float(c.loo[m]), 4) for m in metric_order(r)]
+        rows.append([c.rank, name, c.caption] + [round(float(c.loo[m]), 4) for m in r.scored]
                     + [None if c.grounding is None else round(float(c.grounding), 4)])
     return rows
 
